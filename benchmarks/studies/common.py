@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:  # the study scripts run as files; tests import th
 from mixopt.procedural import Batch  # noqa: E402
 
 __all__ = ["parser", "train", "lr_factor", "eval_loss", "score", "corpus", "ByteCorpus",
-           "run_seeds", "spread", "write", "Timer"]
+           "run_seeds", "spread", "write", "Timer", "progress"]
 
 
 # ------------------------------------------------------------------------------------ CLI
@@ -41,7 +41,17 @@ def parser(description: str, *, seeds: int = 3) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=seeds, help="number of training seeds")
     p.add_argument("--out", default=str(RESULTS), help="output folder (CSV + PNG)")
     p.add_argument("--n-jobs", type=int, default=2, help="seeds run in parallel (joblib)")
+    p.add_argument("--device", default="cpu", help="torch device for the models (e.g. cuda)")
     return p
+
+
+def progress(row: dict[str, Any]) -> None:
+    """One progress line (JSON) on stderr, so that long or killed runs leave a trace."""
+    import json
+
+    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
+                      if not isinstance(v, (list, tuple, dict))}, default=str),
+          file=sys.stderr, flush=True)
 
 
 class Timer:
@@ -66,15 +76,17 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine") -> f
 def train(model: Any, next_batch: Callable[[int], Any], steps: int, *, lr: float = 1e-3,
           weight_decay: float = 0.0, warmup: int = 0, schedule: str = "cosine",
           clip: float | None = 1.0, every: int = 0,
-          callback: Callable[[int], None] | None = None) -> list[float]:
+          callback: Callable[[int], None] | None = None, device: Any = None) -> list[float]:
     """Train ``steps`` steps with a fresh AdamW; ``callback(step)`` every ``every`` steps.
 
-    ``next_batch(step)`` returns a batch with ``tokens``/``loss_mask``. Returns training losses.
+    ``next_batch(step)`` returns a batch with ``tokens``/``loss_mask``, moved to ``device`` (the
+    model's device when None). Returns training losses.
     """
     import torch
 
     from mixopt.train import make_optimizer, masked_lm_loss
 
+    device = device if device is not None else _device(model)
     opt = make_optimizer(model, lr, weight_decay)
     model.train()
     losses = []
@@ -83,16 +95,21 @@ def train(model: Any, next_batch: Callable[[int], Any], steps: int, *, lr: float
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = lr * lr_factor(step, steps, warmup, schedule)
-        loss = masked_lm_loss(model, next_batch(step))
+        loss = masked_lm_loss(model, next_batch(step), device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(loss.detach())
         if callback is not None and every and (step + 1) % every == 0:
             callback(step + 1)
-    return losses
+    return [float(v) for v in losses]  # one device sync at the end, not one per step
+
+
+def _device(model: Any) -> Any:
+    p = next(iter(model.parameters()), None)
+    return None if p is None else p.device
 
 
 def eval_loss(model: Any, batches: Sequence[Any]) -> float:
@@ -104,7 +121,7 @@ def eval_loss(model: Any, batches: Sequence[Any]) -> float:
     was = model.training
     model.eval()
     with torch.no_grad():
-        out = float(np.mean([float(masked_lm_loss(model, b)) for b in batches]))
+        out = float(np.mean([float(masked_lm_loss(model, b, _device(model))) for b in batches]))
     model.train(was)
     return out
 
@@ -117,7 +134,8 @@ def score(model: Any, batch: Batch) -> Any:
     was = model.training
     model.eval()
     with torch.no_grad():
-        pred = model(torch.as_tensor(batch.tokens)).argmax(-1).numpy()
+        tokens = torch.as_tensor(batch.tokens).to(_device(model))
+        pred = model(tokens).argmax(-1).cpu().numpy()
     model.train(was)
     return batch.task.score(pred, batch, aligned="next")
 

@@ -25,11 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.studies import common  # noqa: E402
 
 ARMS = {"scratch": None, "all": ("attention", "mlp", "norm"), "attention": ("attention",),
-        "mlp": ("mlp",)}
+        "mlp": ("mlp",), "all+position": ("attention", "mlp", "norm", "position")}
 DEFAULTS: dict[str, Any] = dict(
-    n_layers=2, n_heads=4, d_model=16, length=24, n_pairs=10, dyck_k=16, warm_steps=2000,
+    n_layers=2, n_heads=4, d_model=16, length=24, n_pairs=10, dyck_k=16, warm_length=0,
+    warm_steps=2000,
     steps=4000, batch=64, lr=3e-3, weight_decay=1e-3, warmup_frac=0.05, eval_every=500,
-    eval_rows=1000, arms=tuple(ARMS))
+    eval_rows=1000, arms=("scratch", "all", "attention", "mlp"), device="cpu")
 # The paper's haystack (30 pairs, 63 tokens, batch 1,000, 10k steps, lr 1e-3) is out of reach on
 # a CPU; closer to it: --n-pairs 30 --length 64 --lr 1e-3 (and more --steps / --batch).
 SMOKE: dict[str, Any] = dict(DEFAULTS, warm_steps=6, steps=8, batch=8, eval_every=4,
@@ -50,15 +51,17 @@ def run_seed(seed: int, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     arch = dict(context=cfg["length"], n_layers=cfg["n_layers"], n_heads=cfg["n_heads"],
                 d_model=cfg["d_model"])
     L, B = cfg["length"], cfg["batch"]
-    source = TinyGPT(dyck.vocab_size, **arch, seed=10_000 + seed)
+    WL = cfg.get("warm_length") or L  # the source's context (position embeddings stay behind)
+    source = TinyGPT(dyck.vocab_size, **dict(arch, context=WL), seed=10_000 + seed
+                     ).to(cfg["device"])
     rng = np.random.default_rng([seed, 1])
-    warm = common.train(source, lambda s: dyck.sample(rng, B, L), cfg["warm_steps"],
+    warm = common.train(source, lambda s: dyck.sample(rng, B, WL), cfg["warm_steps"],
                         lr=cfg["lr"], weight_decay=cfg["weight_decay"],
                         warmup=int(cfg["warmup_frac"] * cfg["warm_steps"]))
     test = hay.sample(np.random.default_rng([seed, 99]), cfg["eval_rows"], L)
     rows: list[dict[str, Any]] = []
     for arm in cfg["arms"]:
-        model = TinyGPT(hay.vocab_size, **arch, seed=seed)
+        model = TinyGPT(hay.vocab_size, **arch, seed=seed).to(cfg["device"])
         if ARMS[arm] is not None:
             transfer(source, model, ARMS[arm], embeddings="reinit")
         data_rng = np.random.default_rng([seed, 2])  # same haystack stream for every arm
@@ -69,6 +72,7 @@ def run_seed(seed: int, cfg: dict[str, Any]) -> list[dict[str, Any]]:
                              accuracy=sc.token_accuracy,
                              loss=common.eval_loss(model, [test]),
                              warmup_loss=float(np.mean(warm[-20:])) if warm else np.nan))
+            common.progress(rows[-1])
 
         common.train(model, lambda s, r=data_rng: hay.sample(r, B, L), cfg["steps"], lr=cfg["lr"],
                      weight_decay=cfg["weight_decay"],
@@ -103,10 +107,17 @@ def final(df: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = common.parser(__doc__.splitlines()[0])
-    for k in ("warm_steps", "steps", "batch", "d_model", "n_pairs", "eval_every", "length"):
+    for k in ("warm_steps", "steps", "batch", "d_model", "n_layers", "n_heads", "n_pairs",
+              "dyck_k", "eval_every", "eval_rows", "length", "warm_length"):
         p.add_argument(f"--{k.replace('_', '-')}", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--arms", default=None, help=f"comma-separated subset of {','.join(ARMS)}")
     args = p.parse_args(argv)
+    if args.arms:
+        args.arms = tuple(a.strip() for a in args.arms.split(","))
+        if not set(args.arms) <= set(ARMS):
+            p.error(f"--arms must be a subset of {','.join(ARMS)}")
     cfg = dict(SMOKE if args.smoke else DEFAULTS)
     cfg.update({k: v for k, v in vars(args).items() if k in cfg and v is not None})
     timer = common.Timer()

@@ -230,7 +230,7 @@ def figure(ladder: pd.DataFrame, comp: pd.DataFrame) -> Any:
 def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     p = common.parser(__doc__.splitlines()[0], seeds=1)
     p.add_argument("--widths", type=int, nargs="+", default=None)
-    for k in ("pre_steps", "cont_steps", "batch"):
+    for k in ("pre_steps", "cont_steps", "batch", "eval_batches", "n_layers"):
         p.add_argument(f"--{k.replace('_', '-')}", type=int, default=None)
     p.add_argument("--checkpoints", type=int, nargs="+", default=None, help="pretraining steps")
     p.add_argument("--cont-evals", type=int, nargs="+", default=None, help="continuation steps")

@@ -47,7 +47,8 @@ ARMS = ("random", "stratified", "curriculum", "skillit")
 DEFAULTS: dict[str, Any] = dict(
     n_layers=6, n_heads=4, d_model=32, length=32, steps=1500, batch=64, lr=1e-3,
     warmup_frac=0.05, rounds=6, eta=0.5, window=3, base_steps=150, ablation_steps=150,
-    val_rows=128, test_rows=500, eval_every=200, graph="threshold", arms=ARMS)
+    val_rows=128, test_rows=500, eval_every=200, graph="threshold", arms=ARMS,
+    device="cpu")
 SMOKE: dict[str, Any] = dict(DEFAULTS, d_model=16, steps=12, batch=8, rounds=3, base_steps=4,
                              ablation_steps=4, val_rows=16, test_rows=32, eval_every=6)
 SKILLS = [f"var{i}" for i in range(K)]
@@ -122,7 +123,7 @@ def run_seed(seed: int, cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     torch.set_num_threads(1)
     L, B = cfg["length"], cfg["batch"]
     init = TinyGPT(P.get("lego", n=K).vocab_size, context=L, n_layers=cfg["n_layers"],
-                   n_heads=cfg["n_heads"], d_model=cfg["d_model"], seed=seed)
+                   n_heads=cfg["n_heads"], d_model=cfg["d_model"], seed=seed).to(cfg["device"])
     val = [P.get("lego", n=K, skill_weights=_onehot(i)).sample(
         np.random.default_rng([seed, 21, i]), cfg["val_rows"], L) for i in range(K)]
     test = P.get("lego", n=K).sample(np.random.default_rng([seed, 31]), K * cfg["test_rows"], L)
@@ -160,6 +161,7 @@ def run_seed(seed: int, cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                                                     for i in range(K)])))
             row.update({s: sc.by_skill[i]["token_accuracy"] for i, s in enumerate(SKILLS)})
             acc_rows.append(row)
+            common.progress(row)
 
         common.train(model, next_batch, cfg["steps"], lr=cfg["lr"],
                      warmup=int(cfg["warmup_frac"] * cfg["steps"]), every=cfg["eval_every"],

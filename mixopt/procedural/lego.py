@@ -4,7 +4,8 @@
 ``n`` variables (default 5) are linked in a chain (``graph="chain"``: variable ``i`` depends on
 ``i - 1``) or a binary tree (``graph="tree"``: on ``(i - 1) // 2``). The root clause is
 ``x = val b`` with ``b`` a uniform bit; every other clause is ``y = val x`` or ``y = not x``
-with the operator uniform. The clauses appear in a uniformly shuffled order, each variable is
+with the operator uniform. The clauses appear in a uniformly shuffled order (``shuffle=False``:
+in variable order, parents first), each variable is
 a distinct letter drawn uniformly from ``n_letters`` (default 26), and the row ends with a
 query ``q = val`` and its answer bit, the only scored token. The skill of a row is the index of
 the queried variable (its chain position). Skills are drawn with ``skill_weights`` (default
@@ -48,8 +49,12 @@ class Lego(SkillTask):
         graph: str = "chain",
         n_letters: int = 26,
         skill_weights: Any = None,
+        shuffle: bool = True,
     ) -> None:
         self.n = check_int("n", n, low=1)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TaskError(f"option 'shuffle' must be True or False, got {shuffle!r}")
+        self.shuffle = bool(shuffle)
         self.graph = check_choice("graph", graph, ("chain", "tree"))
         self.n_letters = check_int("n_letters", n_letters, low=1)
         if self.n_letters < self.n:
@@ -93,8 +98,10 @@ class Lego(SkillTask):
         clauses[:, 1:, 3] = letters[:, self.parents[1:]]
         clauses[:, 0, 3] = self.ZERO + values[:, 0]
         clauses[:, :, 4] = self.COMMA
-        order = np.argsort(rng.random((b, n)), axis=1)
-        clauses = np.take_along_axis(clauses, order[:, :, None], axis=1).reshape(b, 5 * n)
+        if self.shuffle:
+            order = np.argsort(rng.random((b, n)), axis=1)
+            clauses = np.take_along_axis(clauses, order[:, :, None], axis=1)
+        clauses = clauses.reshape(b, 5 * n)
         clauses[:, -1] = self.DOT
         tokens = np.full((b, length), self.PAD, dtype=np.int64)
         tokens[:, : 5 * n] = clauses

@@ -3,20 +3,22 @@
 Each figure function lives next to the code it draws and imports matplotlib only when called;
 this module gathers them so a notebook needs one import:
 
-=====================  ==========================================================
-``plot_fit``           a fitted law against its runs (:mod:`mixopt.fitting`)
-``plot_frontier``      loss and split fraction against budget (:mod:`mixopt.plan`)
-``plot_graph``         a skill graph as a heat map or a network (:mod:`mixopt.skills`)
-``plot_weights``       mixture weights over rounds of an online rule (:mod:`mixopt.online`)
-``plot_losses``        per-skill losses of a simulation (:mod:`mixopt.online`)
-=====================  ==========================================================
+=======================  ==========================================================
+``plot_fit``             a fitted law of N and D against its runs (:mod:`mixopt.fitting`)
+``plot_specialisation``  a fitted L(N, D, D') law against its runs, over D'
+``plot_frontier``        loss and split fraction against budget (:mod:`mixopt.plan`)
+``plot_graph``           a skill graph as a heat map or a network (:mod:`mixopt.skills`)
+``plot_weights``         mixture weights over rounds of an online rule (:mod:`mixopt.online`)
+``plot_losses``          per-skill losses of a simulation (:mod:`mixopt.online`)
+=======================  ==========================================================
 """
 
 from __future__ import annotations
 
-from mixopt.fitting.figures import plot_fit
+from mixopt.fitting.figures import plot_fit, plot_specialisation
 from mixopt.online.figures import plot_losses, plot_weights
 from mixopt.plan.figures import plot_frontier
 from mixopt.skills.figures import plot_graph
 
-__all__ = ["plot_fit", "plot_frontier", "plot_graph", "plot_weights", "plot_losses"]
+__all__ = ["plot_fit", "plot_specialisation", "plot_frontier", "plot_graph", "plot_weights",
+           "plot_losses"]

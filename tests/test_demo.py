@@ -1,4 +1,4 @@
-"""`mixopt demo` and the bundled simulated ladder."""
+"""`mixopt demo` and the bundled ladders (measured and simulated)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,30 @@ def test_bundled_ladder_is_reproducible():
     assert abs(np.log(bundled["loss"][0] / clean)) < 0.05
 
 
+def test_measured_ladder_is_a_grid_of_real_runs():
+    runs = load_ladder("measured")
+    assert list(runs.columns[:6]) == ["N", "D", "D_spec", "loss", "domain", "run"]
+    assert runs["N"].nunique() >= 4 and set(runs["domain"]) == {"prose", "python", "arithmetic"}
+    assert runs[["N", "D", "D_spec", "loss"]].notna().all().all() and (runs["loss"] > 0).all()
+    # TinyGPT's non-embedding count, 2 layers: 12 L d^2 + 13 L d + 2 d
+    d = runs["d_model"].to_numpy()
+    np.testing.assert_array_equal(runs["N"], 24 * d**2 + 28 * d)
+    # every (size, D) checkpoint is continued on every domain, and more domain tokens help
+    # on average (the mean loss falls from D' = 0 to the largest D')
+    counts = runs.groupby(["N", "D"])["domain"].nunique()
+    assert (counts == 3).all()
+    m = runs.groupby("D_spec")["loss"].mean()
+    assert m.iloc[-1] < m.loc[0]
+
+
 def test_demo_runs(tmp_path, capsys):
     assert demo.main(["--out", str(tmp_path), "--no-plot", "--n-boot", "20"]) == 0
     out = capsys.readouterr().out
     assert "SIMULATED" in out and "Compute-optimal" in out and "1e+23" in out
+    # part 1: the measured ladder, its extrapolation table and a split that spends the budget
+    assert "MEASURED" in out and "Extrapolation to the largest model" in out
+    assert all(law in out for law in ("additive", "transfer", "multiplicative"))
+    assert "Split of 5.22e+10 FLOPs" in out and "used 5.2199e+10" in out
     fit = mixopt.load(tmp_path / "fit.json")
     assert abs(fit.params["alpha"] - DEMO_TRUTH["alpha"]) < 0.05
 
@@ -30,3 +50,4 @@ def test_demo_runs(tmp_path, capsys):
 def test_demo_figure(tmp_path):
     assert demo.main(["--out", str(tmp_path), "--n-boot", "5"]) == 0
     assert (tmp_path / "fit.png").stat().st_size > 1000
+    assert (tmp_path / "ladder.png").stat().st_size > 1000

@@ -166,6 +166,11 @@ def test_bounds_are_respected():
     res = mixopt.fit("chinchilla", ladder(), grid=100, bounds={"alpha": (0.0, 0.3)})
     assert res.params["alpha"] == pytest.approx(0.3, abs=1e-9)
     assert res.success
+    # the report names the parameter held by its bound, and only that one
+    assert res.at_bounds() == ["alpha"]
+    assert "on a bound (not pinned down by the data): alpha" in res.summary()
+    free = mixopt.fit("chinchilla", ladder(), grid=100)
+    assert free.at_bounds() == [] and "on a bound" not in free.summary()
 
 
 def test_grid_as_array_and_dataframe():

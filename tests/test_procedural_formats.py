@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import mixopt.procedural as P
+from mixopt.errors import MixoptError
 
 N_ROWS = 2000
 
@@ -258,6 +259,19 @@ def test_lego(graph, n):
         assert scored(mask) == [5 * n + 3]
         counts[skill] += 1
     assert np.all(np.abs(counts - N_ROWS / n) <= 1)  # systematic allocation
+
+
+def test_lego_unshuffled_clauses_follow_the_variable_order():
+    task = P.get("lego", n=5, shuffle=False)
+    L = 26
+    for toks, _mask, _skill in rows(task, 5 * 5 + 4):
+        values, depth = parse_lego(toks, 5, L)
+        # clause i defines the variable at chain depth i, and its parent is clause i - 1's
+        assert [depth[toks[5 * i]] for i in range(5)] == [0, 1, 2, 3, 4]
+        assert all(toks[5 * i + 3] == toks[5 * (i - 1)] for i in range(1, 5))
+        assert toks[5 * 5 + 3] - (L + 3) == values[toks[5 * 5]]
+    with pytest.raises(MixoptError, match="shuffle"):
+        P.get("lego", shuffle="no")
 
 
 # ----------------------------------------------------------------------------- arithmetic

@@ -18,6 +18,7 @@ pytest.importorskip("matplotlib")
 
 from benchmarks.studies import common, haystack_warmup, ladder, skillit_lego  # noqa: E402
 from benchmarks.studies import token_equivalence as te_study  # noqa: E402
+from mixopt.datasets import load_ladder  # noqa: E402
 
 ARGS = ["--smoke", "--seeds", "1", "--n-jobs", "1"]
 
@@ -86,7 +87,7 @@ def test_haystack_warmup_smoke(tmp_path):
     df = haystack_warmup.main(ARGS + ["--out", str(tmp_path)])
     csv = pd.read_csv(tmp_path / "haystack_warmup.csv")
     assert {"arm", "seed", "step", "tokens", "accuracy", "loss"} <= set(csv.columns)
-    assert set(csv["arm"]) == set(haystack_warmup.ARMS)
+    assert set(csv["arm"]) == set(haystack_warmup.DEFAULTS["arms"])
     assert csv["accuracy"].between(0, 1).all() and (csv["loss"] > 0).all()
     assert len(csv) == len(df)
     summ = haystack_warmup.final(csv)
@@ -123,8 +124,12 @@ def test_token_equivalence_on_known_curves():
 
 
 def test_ladder_smoke(tmp_path):
-    df, _, _ = ladder.main(ARGS + ["--out", str(tmp_path), "--no-fit"])
+    bundle = tmp_path / "bundled.csv"
+    df, _, _ = ladder.main(ARGS + ["--out", str(tmp_path), "--no-fit", "--bundle", str(bundle)])
     csv = pd.read_csv(tmp_path / "ladder.csv")
+    # --bundle writes the same table in the layout load_ladder("measured") serves
+    pd.testing.assert_frame_equal(pd.read_csv(bundle), csv)
+    assert list(csv.columns) == list(load_ladder("measured").columns)
     assert list(csv.columns[:6]) == ["N", "D", "D_spec", "loss", "domain", "run"]
     assert csv["N"].nunique() == 4 and set(csv["domain"]) == set(ladder.DOMAINS)
     assert (csv["loss"] > 0).all() and not ((csv["D"] == 0) & (csv["D_spec"] == 0)).any()

@@ -41,17 +41,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.studies import common  # noqa: E402
+from mixopt.datasets import MEASURED_BOUNDS, MEASURED_PATH  # noqa: E402
 
 DOMAINS = ("prose", "python", "arithmetic")
 LAWS = ("additive", "transfer", "multiplicative")
-# Work-around (reported): unbounded fits can drive the asymptote E to 0 (exp underflow) or the
-# scale S to inf, and such parameters are then rejected by ``predict``. Bounds in natural units
-# (losses are nats per byte, tokens up to ~1e7) keep every fit usable.
-BOUNDS = {"additive": {"E": (0.05, 10.0), "S": (1.0, 1e12)},
-          "transfer": {"E": (0.05, 10.0)},
-          "multiplicative": {"E": (0.05, 10.0), "S": (1.0, 1e12)}}
+# Fits in natural units (nats per byte, tokens up to ~1e7) use the bounds that ship with the
+# bundled measured ladder: unbounded fits can push E to 0 or S to infinity.
+BOUNDS = MEASURED_BOUNDS
 DEFAULTS: dict[str, Any] = dict(
-    widths=(16, 24, 32, 48), n_layers=2, n_heads=4, length=64, batch=16, lr=3e-3,
+    widths=(16, 24, 32, 48), n_layers=2, n_heads=4, head_dim=0, length=64, batch=16, lr=3e-3,
     warmup_steps=20, pre_steps=600, checkpoints=(0, 150, 300, 600), cont_steps=300,
     cont_evals=(0, 25, 50, 100, 200, 300), eval_batches=4, max_bytes=2_000_000)
 SMOKE: dict[str, Any] = dict(
@@ -75,7 +73,9 @@ def run_size(width: int, seed: int, cfg: dict[str, Any]) -> list[dict[str, Any]]
     tok = B * L
     tests = {d: c.heldout(seed, cfg["eval_batches"], 64, L) for d, c in data.items()}
     general = common.MixedBytes(list(data.values()), [1.0] * len(data))
-    model = TinyGPT(256, context=L, n_layers=cfg["n_layers"], n_heads=cfg["n_heads"],
+    # head_dim > 0: heads = width / head_dim (the same head size at every width); else n_heads
+    heads = width // cfg["head_dim"] if cfg.get("head_dim") else cfg["n_heads"]
+    model = TinyGPT(256, context=L, n_layers=cfg["n_layers"], n_heads=heads,
                     d_model=width, seed=seed)
     N = model.num_params(non_embedding=True)
     ckpts: dict[int, Any] = {}
@@ -230,7 +230,8 @@ def figure(ladder: pd.DataFrame, comp: pd.DataFrame) -> Any:
 def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     p = common.parser(__doc__.splitlines()[0], seeds=1)
     p.add_argument("--widths", type=int, nargs="+", default=None)
-    for k in ("pre_steps", "cont_steps", "batch", "eval_batches", "n_layers"):
+    for k in ("pre_steps", "cont_steps", "batch", "eval_batches", "n_layers", "n_heads",
+              "head_dim"):
         p.add_argument(f"--{k.replace('_', '-')}", type=int, default=None)
     p.add_argument("--checkpoints", type=int, nargs="+", default=None, help="pretraining steps")
     p.add_argument("--cont-evals", type=int, nargs="+", default=None, help="continuation steps")
@@ -240,12 +241,18 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.
                    help="starts per fit, drawn from each law's default grid")
     p.add_argument("--no-fit", action="store_true", help="measure the ladder only")
     p.add_argument("--from-csv", default=None, help="analyse an existing ladder.csv")
+    p.add_argument("--bundle", nargs="?", const=str(MEASURED_PATH), default=None,
+                   help="also write the measured ladder as the dataset `mixopt demo` uses "
+                   f"(default path {MEASURED_PATH.relative_to(common.ROOT)})")
     args = p.parse_args(argv)
     cfg = dict(SMOKE if args.smoke else DEFAULTS)
     cfg.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
                 if k in cfg and v is not None})
     timer = common.Timer()
     ladder = pd.read_csv(args.from_csv) if args.from_csv else run(cfg, args.seeds, args.n_jobs)
+    if args.bundle:
+        ladder.to_csv(args.bundle, index=False, float_format="%.6g")
+        print(f"wrote the bundled ladder {args.bundle}")
     if args.no_fit:
         csv, png = common.write(ladder, figure(ladder, None), Path(args.out), "ladder")
         print(f"ladder study, {len(ladder)} rows, {timer():.0f} s (no fits); wrote {csv}, {png}")

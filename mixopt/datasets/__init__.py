@@ -1,15 +1,21 @@
-"""Small run tables bundled with mixopt, and the simulator that made them.
+"""Small run tables bundled with mixopt, and the simulator that made one of them.
+
+``load_ladder("measured")`` returns a MEASURED L(N, D, D') ladder: 276 real training runs of
+byte-level TinyGPT models (4 sizes, N = 6.6k-57k non-embedding parameters) pretrained on a general
+mix for D tokens and continued on one domain (``prose``, ``python``, ``arithmetic``) for D' tokens,
+made by ``python benchmarks/studies/ladder.py --bundle`` (see README.md in this folder).
 
 ``load_ladder("demo")`` returns a SIMULATED ladder of training runs (no real training behind it):
 losses drawn from the Chinchilla law with Hoffmann et al. (2022)'s published parameters
 (E = 1.69, A = 406.4, B = 410.7, alpha = 0.34, beta = 0.28) times log-normal noise. It is
-regenerated exactly by :func:`make_demo_ladder` (see README.md in this folder).
+regenerated exactly by :func:`make_demo_ladder`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +25,7 @@ from mixopt.errors import DataError
 from mixopt.laws import Law, resolve
 
 __all__ = ["load_ladder", "names", "simulate", "make_demo_ladder", "write_demo_ladder",
-           "DEMO_TRUTH"]
+           "DEMO_TRUTH", "MEASURED_BOUNDS", "MEASURED_PATH"]
 
 #: Ground truth of the demo ladder: Hoffmann et al. (2022)'s approach-3 estimates.
 DEMO_TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
@@ -28,7 +34,19 @@ DEMO_SEED = 20240417
 DEMO_N = (20e6, 50e6, 100e6, 200e6, 400e6, 800e6, 1.6e9)
 DEMO_TOKENS_PER_PARAM = (2.5, 5.0, 10.0, 20.0, 40.0, 80.0)
 
-_FILES = {"demo": "demo_ladder.csv"}
+_FILES = {"demo": "demo_ladder.csv", "measured": "measured_ladder.csv"}
+
+#: Where ``benchmarks/studies/ladder.py --bundle`` writes the measured ladder.
+MEASURED_PATH = Path(__file__).with_name(_FILES["measured"])
+
+#: Parameter bounds for fitting the L(N, D, D') forms to the measured ladder (losses in nats per
+#: byte, tokens up to ~1e6): unbounded fits can push the asymptote E to 0 or the scale S to
+#: infinity, where the fitted parameters no longer predict; these keep every fit usable.
+MEASURED_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
+    "additive": {"E": (0.05, 10.0), "S": (1.0, 1e12)},
+    "transfer": {"E": (0.05, 10.0)},
+    "multiplicative": {"E": (0.05, 10.0), "S": (1.0, 1e12)},
+}
 
 
 def names() -> list[str]:
@@ -37,10 +55,16 @@ def names() -> list[str]:
 
 
 def load_ladder(name: str = "demo") -> pd.DataFrame:
-    """A bundled run table (columns ``N``, ``D``, ``loss``, ``C``, ``run``).
+    """A bundled run table.
 
-    ``"demo"``: 42 SIMULATED runs (7 sizes x 6 tokens-per-parameter ratios) from
-    :data:`DEMO_TRUTH` with 1% log-normal noise; see :func:`make_demo_ladder`.
+    ``"measured"``: the measured L(N, D, D') ladder (columns ``N``, ``D``, ``D_spec``, ``loss``,
+    ``domain``, ``run``, ``d_model``, ``seed``; one row per evaluation, ``D_spec = 0`` rows are
+    the pretrained checkpoint evaluated on the domain, ``D = 0`` rows train on the domain from
+    scratch). Regenerate with ``python benchmarks/studies/ladder.py --bundle``.
+
+    ``"demo"``: 42 SIMULATED runs (7 sizes x 6 tokens-per-parameter ratios; columns ``N``,
+    ``D``, ``loss``, ``C``, ``run``) from :data:`DEMO_TRUTH` with 1% log-normal noise; see
+    :func:`make_demo_ladder`.
     """
     if name not in _FILES:
         raise DataError(f"unknown ladder {name!r}; bundled ladders: {names()}")
@@ -86,8 +110,6 @@ def make_demo_ladder(seed: int = DEMO_SEED) -> pd.DataFrame:
 
 def write_demo_ladder(path: Any = None) -> str:
     """Write :func:`make_demo_ladder` to ``path`` (default: the bundled ``demo_ladder.csv``)."""
-    from pathlib import Path
-
     out = Path(path) if path is not None else Path(__file__).with_name(_FILES["demo"])
     make_demo_ladder().to_csv(out, index=False, float_format="%.17g")
     return str(out)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_fit"]
+__all__ = ["plot_fit", "plot_specialisation"]
 
 
 def plot_fit(fit: Any, *, ax: Any = None, n_curves: int | None = None) -> Any:
@@ -44,4 +44,44 @@ def plot_fit(fit: Any, *, ax: Any = None, n_curves: int | None = None) -> Any:
     ax.set_ylabel("loss")
     ax.set_title(f"{fit.law.name} fit: runs (dots) and iso-N curves")
     ax.legend(fontsize=7, ncols=2)
+    return fig
+
+
+def plot_specialisation(fit: Any, *, D: float | None = None, ax: Any = None,
+                        title: str | None = None) -> Any:
+    """Loss against domain tokens D' at one pretraining length ``D`` (default: the largest D in
+    the data) for a fitted L(N, D, D') law: runs (dots) and the law's iso-N curves (lines), one
+    per model size. Returns the matplotlib Figure."""
+    import matplotlib.pyplot as plt
+
+    data = fit.data
+    if not {"N", "D", "D_spec"} <= set(data.columns):
+        raise ValueError("plot_specialisation needs a law of N, D and D_spec")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+    else:
+        fig = ax.figure
+    D = float(data["D"].max()) if D is None else float(D)
+    at = np.isclose(data["D"].to_numpy(dtype=float), D) & (data["D_spec"].to_numpy() > 0)
+    if not at.any():
+        raise ValueError(f"no runs with D = {D:g} and D_spec > 0")
+    sizes = np.unique(data["N"].to_numpy()[at])
+    cmap = plt.get_cmap("viridis")
+    lognorm = np.log(sizes)
+    span = max(float(lognorm.max() - lognorm.min()), 1e-12)
+    lo, hi = data["D_spec"][at].min() / 1.5, data["D_spec"][at].max() * 1.5
+    grid_spec = np.geomspace(lo, hi, 100)
+    for n in sizes:
+        color = cmap((np.log(n) - lognorm.min()) / span)
+        rows = at & np.isclose(data["N"].to_numpy(), n)
+        ax.scatter(data["D_spec"][rows], data["loss"][rows], color=color, s=18, zorder=3)
+        grid = {"N": np.full_like(grid_spec, n), "D": np.full_like(grid_spec, D),
+                "D_spec": grid_spec}
+        ax.plot(grid_spec, fit.predict(grid), color=color, lw=1.2, label=f"N = {n:.3g}")
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())  # decade labels only: no overlaps
+    ax.set_xlabel("domain tokens D'")
+    ax.set_ylabel("loss")
+    ax.set_title(title or f"{fit.law.name} fit at D = {D:.3g}: runs and iso-N curves")
+    ax.legend(fontsize=7)
     return fig

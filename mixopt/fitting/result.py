@@ -156,6 +156,20 @@ class FitResult:
                          "description": p.description})
         return pd.DataFrame(rows).set_index("parameter")
 
+    def at_bounds(self, rtol: float = 1e-6) -> list[str]:
+        """Free parameters whose fitted value sits on a finite bound (within ``rtol``): the data
+        do not pin them down inside the bounds, so read them (and extrapolations) with care."""
+        out = []
+        for p in self.law.parameters:
+            if p.name in self.fixed:
+                continue
+            v = self.params[p.name]
+            for b in self.bounds[p.name]:
+                if np.isfinite(b) and abs(v - b) <= rtol * max(abs(b), 1e-300):
+                    out.append(p.name)
+                    break
+        return out
+
     def summary(self) -> str:
         """A readable report: parameters with bounds and pinned flags, fit quality, convergence."""
         lines = [
@@ -170,6 +184,9 @@ class FitResult:
                 f"{name:<12}{row['value']:>14.6g}{row['lower']:>12.4g}{row['upper']:>12.4g}"
                 f"  {'yes' if row['fixed'] else ''}"
             )
+        edge = self.at_bounds()
+        if edge:
+            lines.append(f"on a bound (not pinned down by the data): {', '.join(edge)}")
         lines += [
             "",
             f"objective (sum w Huber of log residuals): {self.objective:.6e}",

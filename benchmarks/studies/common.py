@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import functools
 import gzip
-import math
 import os
 import sys
 import time
@@ -64,13 +63,11 @@ class Timer:
 
 # ------------------------------------------------------------------------------- training
 def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine") -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total`` (or constant)."""
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    frac = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total`` (or constant):
+    :func:`mixopt.train.lr_factor`."""
+    from mixopt.train import lr_factor as factor
+
+    return factor(step, total, warmup, schedule)
 
 
 def train(model: Any, next_batch: Callable[[int], Any], steps: int, *, lr: float = 1e-3,

@@ -9,7 +9,8 @@
 * :func:`transfer` / :func:`assemble`: procedural warm-up weight transfer (arXiv 2601.21725).
 * :class:`TinyGPT` (``mixopt.train.models``): a compact causal transformer with the laws' N.
 * :func:`run_ablations`: execute a ``mixopt.skills.design`` with short runs.
-* :func:`train_steps`, :func:`make_optimizer`: a minimal loop.
+* :func:`train_steps`, :func:`make_optimizer`, :func:`lr_factor`: a minimal loop with an
+  optional warm-up + cosine learning-rate schedule.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mixopt.train.ablations import AblationResult, heldout_batches, run_ablation
 from mixopt.train.controller import MixtureController
 from mixopt.train.dataset import MixtureDataset
 from mixopt.train.evaluate import Evaluator, masked_accuracy, masked_lm_loss
-from mixopt.train.loop import make_optimizer, train_steps
+from mixopt.train.loop import lr_factor, make_optimizer, train_steps
 from mixopt.train.models import TinyGPT
 from mixopt.train.sampler import MixtureSampler
 from mixopt.train.transfer import PRESETS, TransferReport, assemble, classify, transfer
@@ -48,4 +49,5 @@ __all__ = [
     "AblationResult",
     "make_optimizer",
     "train_steps",
+    "lr_factor",
 ]

@@ -3,12 +3,15 @@
 ``make_optimizer`` builds a fresh AdamW: use it for stage two after :func:`mixopt.train.transfer`
 (optimizer state is never carried over between stages). ``train_steps`` runs ``steps`` updates on
 batches with ``tokens``/``loss_mask`` (masked next-token cross-entropy), calling a
-:class:`~mixopt.train.MixtureController` after every step.
+:class:`~mixopt.train.MixtureController` after every step, with an optional linear warm-up and
+cosine decay of the learning rate (:func:`lr_factor`, the schedule of the procedural-pretraining
+diagnostics, arXiv 2601.21725 Sec. 5).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,23 @@ from tqdm.auto import tqdm
 from mixopt.errors import MixoptError
 from mixopt.train.evaluate import as_tensors, masked_lm_loss
 
-__all__ = ["make_optimizer", "train_steps"]
+__all__ = ["make_optimizer", "train_steps", "lr_factor"]
+
+SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(step: int, total: int, warmup: int = 0, schedule: str = "cosine") -> float:
+    """Learning-rate multiplier at ``step`` (0-based): linear warm-up ``(step + 1) / warmup``
+    for ``step < warmup``, then 1 (``"constant"``) or a cosine from 1 at ``warmup`` to 0 at
+    ``total`` (``"cosine"``; 0 after ``total``)."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    if schedule != "cosine":
+        raise MixoptError(f"schedule must be one of {SCHEDULES} or a callable, got {schedule!r}")
+    frac = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
 
 
 def make_optimizer(model: torch.nn.Module, lr: float = 1e-3, weight_decay: float = 0.0,
@@ -35,17 +54,35 @@ def make_optimizer(model: torch.nn.Module, lr: float = 1e-3, weight_decay: float
 def train_steps(model: torch.nn.Module, batches: Iterable[Any], steps: int, *,
                 optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
                 weight_decay: float = 0.0, controller: Any = None, start_step: int = 0,
-                start_tokens: int = 0, clip: float | None = 1.0, progress: bool = False
-                ) -> pd.DataFrame:
-    """Train ``steps`` steps; returns a DataFrame ``step, loss, tokens`` (one row per step).
+                start_tokens: int = 0, clip: float | None = 1.0, progress: bool = False,
+                warmup: int = 0, schedule: str | Callable[[int], float] = "constant",
+                total_steps: int | None = None) -> pd.DataFrame:
+    """Train ``steps`` steps; returns a DataFrame ``step, loss, tokens, lr`` (one row per step).
 
     ``batches`` yields mappings with ``tokens`` and ``loss_mask`` (e.g. a
     :class:`~mixopt.train.MixtureDataset` with ``batch_size``); ``controller.step(step,
     tokens=...)`` is called after each step with the steps and scored tokens seen so far.
+
+    Learning rate at global step ``s`` (counted from 0, ``start_step`` included, so a resumed run
+    continues its schedule): each parameter group's base rate times ``lr_factor(s, total_steps,
+    warmup, schedule)`` (``total_steps`` defaults to ``start_step + steps``), or times
+    ``schedule(s)`` for a callable. The base rate is the group's ``initial_lr`` if set, else its
+    ``lr``. With the defaults (constant, no warm-up) the optimizer's rates are left alone.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise MixoptError(f"steps must be a non-negative integer, got {steps!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise MixoptError(f"warmup must be a non-negative integer, got {warmup!r}")
+    if not callable(schedule) and schedule not in SCHEDULES:
+        raise MixoptError(f"schedule must be one of {SCHEDULES} or a callable, got {schedule!r}")
+    total = start_step + steps if total_steps is None else int(total_steps)
+    if total < warmup:
+        raise MixoptError(f"total_steps ({total}) must be >= warmup ({warmup})")
     opt = optimizer if optimizer is not None else make_optimizer(model, lr, weight_decay)
+    scheduled = callable(schedule) or schedule != "constant" or warmup > 0
+    if scheduled:
+        for g in opt.param_groups:
+            g.setdefault("initial_lr", g["lr"])
     model.train()
     it = iter(batches)
     rows = []
@@ -57,6 +94,12 @@ def train_steps(model: torch.nn.Module, batches: Iterable[Any], steps: int, *,
             batch = next(it)
         except StopIteration:
             raise MixoptError(f"batches ran out after {s - start_step} of {steps} steps") from None
+        if scheduled:
+            f = float(schedule(s)) if callable(schedule) else lr_factor(s, total, warmup, schedule)
+            if not (np.isfinite(f) and f >= 0):
+                raise MixoptError(f"the learning-rate schedule gave {f!r} at step {s}")
+            for g in opt.param_groups:
+                g["lr"] = g["initial_lr"] * f
         loss = masked_lm_loss(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -64,7 +107,7 @@ def train_steps(model: torch.nn.Module, batches: Iterable[Any], steps: int, *,
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
         tokens_seen += int(as_tensors(batch)[0].numel())
-        rows.append((s + 1, float(loss.detach()), tokens_seen))
+        rows.append((s + 1, float(loss.detach()), tokens_seen, opt.param_groups[0]["lr"]))
         if controller is not None:
             controller.step(s + 1, tokens=tokens_seen)
-    return pd.DataFrame(rows, columns=["step", "loss", "tokens"])
+    return pd.DataFrame(rows, columns=["step", "loss", "tokens", "lr"])

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import mixopt
 from mixopt import demo
 from mixopt.datasets import DEMO_TRUTH, load_ladder, make_demo_ladder
+from mixopt.errors import MixoptError
 
 
 def test_bundled_ladder_is_reproducible():
@@ -51,3 +53,33 @@ def test_demo_figure(tmp_path):
     assert demo.main(["--out", str(tmp_path), "--n-boot", "5"]) == 0
     assert (tmp_path / "fit.png").stat().st_size > 1000
     assert (tmp_path / "ladder.png").stat().st_size > 1000
+
+
+def test_plot_specialisation_draws_one_curve_per_size():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mixopt.datasets import MEASURED_BOUNDS
+    from mixopt.plotting import plot_specialisation
+
+    runs = load_ladder("measured")
+    d = runs[runs["domain"] == "python"][["N", "D", "D_spec", "loss"]]
+    fit = mixopt.fit("multiplicative", d, bounds=MEASURED_BOUNDS["multiplicative"])
+    fig = plot_specialisation(fit)
+    ax = fig.axes[0]
+    Dmax = d["D"].max()
+    # one fitted line and one set of dots per model size, at the largest D (D' > 0 only)
+    assert len(ax.lines) == d["N"].nunique() == len(ax.collections)
+    shown = sum(len(c.get_offsets()) for c in ax.collections)
+    assert shown == ((d["D"] == Dmax) & (d["D_spec"] > 0)).sum()
+    # the lines are the law's predictions
+    x, y = ax.lines[-1].get_data()
+    N = d["N"].max()
+    np.testing.assert_allclose(y, fit.predict({"N": np.full_like(x, N), "D": np.full_like(x, Dmax),
+                                               "D_spec": x}))
+    with pytest.raises(MixoptError, match="no runs with D = 1"):
+        plot_specialisation(fit, D=1.0)
+    chin = mixopt.fit("chinchilla", load_ladder("demo"))
+    with pytest.raises(MixoptError, match="needs a law of N, D and D_spec"):
+        plot_specialisation(chin)

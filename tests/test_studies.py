@@ -28,14 +28,20 @@ def _png(path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_lr_factor_warmup_then_cosine():
-    # warm-up 10 of 110 steps: step 4 -> 5/10; step 10 starts the cosine at 1; the midpoint
-    # of the decay (step 60) is cos(pi/2) -> 0.5; the end tends to 0.
-    assert common.lr_factor(4, 110, 10) == pytest.approx(0.5)
-    assert common.lr_factor(10, 110, 10) == pytest.approx(1.0)
-    assert common.lr_factor(60, 110, 10) == pytest.approx(0.5)
-    assert common.lr_factor(110, 110, 10) == pytest.approx(0.0)
-    assert common.lr_factor(60, 110, 10, "constant") == 1.0
+def test_train_calls_back_at_zero_and_every_k_steps():
+    import torch
+
+    import mixopt.procedural as P
+    from mixopt.train import TinyGPT
+
+    task = P.get("sort")
+    model = TinyGPT(task.vocab_size, context=16, n_layers=1, n_heads=1, d_model=8, seed=0)
+    rng = np.random.default_rng(0)
+    seen: list[int] = []
+    losses = common.train(model, lambda s: task.sample(rng, 4, 16), 7, every=3,
+                          callback=seen.append, warmup=2)
+    assert seen == [0, 3, 6] and len(losses) == 7 and np.isfinite(losses).all()
+    assert torch.is_grad_enabled()
 
 
 def test_byte_corpus_windows_and_holdout():

@@ -66,9 +66,21 @@ def test_callable_schedule_and_untouched_default():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(schedule="linear"), "schedule"),
     (dict(warmup=-1), "warmup"),
-    (dict(warmup=10, total_steps=5), "total_steps"),
     (dict(schedule=lambda s: float("nan")), "schedule gave"),
+    (dict(total_steps=2.5), "total_steps must be"),
 ])
 def test_bad_schedules_raise(kwargs, match):
     with pytest.raises(MixoptError, match=match):
         train_steps(model(), batches(), 3, lr=1e-2, **kwargs)
+
+
+def test_log_counts_tokens_and_keeps_every_loss():
+    log = train_steps(model(), batches(), 5, lr=1e-2, start_tokens=100)
+    assert list(log.columns) == ["step", "loss", "tokens", "lr"]
+    assert log["step"].tolist() == [1, 2, 3, 4, 5]
+    assert log["tokens"].tolist() == [100 + 24 * k for k in range(1, 6)]  # 4 rows x 6 tokens
+    assert np.isfinite(log["loss"]).all() and log["loss"].iloc[0] > 0
+    assert len(train_steps(model(), batches(), 0)) == 0
+    # a run shorter than its warm-up only warms up (smoke-sized runs do this)
+    short = train_steps(model(), batches(), 3, lr=1e-2, warmup=10, schedule="cosine")
+    np.testing.assert_allclose(short["lr"], [1e-3, 2e-3, 3e-3])

@@ -1,10 +1,9 @@
-"""Shared helpers of the studies: argument parsing, a tiny training loop with warm-up and cosine
-decay, per-skill accuracy, byte-level corpora available offline, parallel seeds and output.
+"""Shared helpers of the studies: argument parsing, training with warm-up and cosine decay,
+per-skill accuracy, byte-level corpora available offline, parallel seeds and output.
 
-The loop follows the diagnostic setup of Jiang et al. (arXiv 2601.21725, Sec. 5; Zhong & Andreas
-2024): AdamW, linear warm-up then cosine decay, masked next-token cross-entropy
-(:func:`mixopt.train.masked_lm_loss`), a fresh optimizer per stage
-(:func:`mixopt.train.make_optimizer`).
+Training is :func:`mixopt.train.train_steps` in the diagnostic setup of Jiang et al. (arXiv
+2601.21725, Sec. 5; Zhong & Andreas 2024): AdamW, linear warm-up then cosine decay, masked
+next-token cross-entropy, a fresh optimizer per stage.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ if str(ROOT) not in sys.path:  # the study scripts run as files; tests import th
 
 from mixopt.procedural import Batch  # noqa: E402
 
-__all__ = ["parser", "train", "lr_factor", "eval_loss", "score", "corpus", "ByteCorpus",
+__all__ = ["parser", "train", "eval_loss", "score", "corpus", "ByteCorpus",
            "run_seeds", "spread", "write", "Timer", "progress"]
 
 
@@ -62,46 +61,35 @@ class Timer:
 
 
 # ------------------------------------------------------------------------------- training
-def lr_factor(step: int, total: int, warmup: int, schedule: str = "cosine") -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total`` (or constant):
-    :func:`mixopt.train.lr_factor`."""
-    from mixopt.train import lr_factor as factor
+class _Every:
+    """A controller for :func:`mixopt.train.train_steps` that calls ``callback(step)`` at step 0
+    and after every ``every`` steps."""
 
-    return factor(step, total, warmup, schedule)
+    def __init__(self, every: int, callback: Callable[[int], None]) -> None:
+        self.every, self.callback = every, callback
+
+    def step(self, step: int, tokens: int = 0) -> None:
+        if step % self.every == 0:
+            self.callback(step)
 
 
 def train(model: Any, next_batch: Callable[[int], Any], steps: int, *, lr: float = 1e-3,
           weight_decay: float = 0.0, warmup: int = 0, schedule: str = "cosine",
           clip: float | None = 1.0, every: int = 0,
-          callback: Callable[[int], None] | None = None, device: Any = None) -> list[float]:
-    """Train ``steps`` steps with a fresh AdamW; ``callback(step)`` every ``every`` steps.
+          callback: Callable[[int], None] | None = None) -> list[float]:
+    """Train ``steps`` steps with a fresh AdamW (:func:`mixopt.train.train_steps`: batches on the
+    model's device, warm-up then ``schedule``); ``callback(step)`` at step 0 and every ``every``
+    steps. ``next_batch(step)`` returns a batch with ``tokens``/``loss_mask``. Returns the
+    training losses."""
+    import itertools
 
-    ``next_batch(step)`` returns a batch with ``tokens``/``loss_mask``, moved to ``device`` (the
-    model's device when None). Returns training losses.
-    """
-    import torch
+    from mixopt.train import train_steps
 
-    from mixopt.train import make_optimizer, masked_lm_loss
-
-    device = device if device is not None else _device(model)
-    opt = make_optimizer(model, lr, weight_decay)
-    model.train()
-    losses = []
-    if callback is not None and every:
-        callback(0)
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = lr * lr_factor(step, steps, warmup, schedule)
-        loss = masked_lm_loss(model, next_batch(step), device)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        losses.append(loss.detach())
-        if callback is not None and every and (step + 1) % every == 0:
-            callback(step + 1)
-    return [float(v) for v in losses]  # one device sync at the end, not one per step
+    ctl = _Every(every, callback) if callback is not None and every else None
+    log = train_steps(model, (next_batch(s) for s in itertools.count()), steps, lr=lr,
+                      weight_decay=weight_decay, warmup=warmup, schedule=schedule,
+                      clip=clip or None, controller=ctl)
+    return log["loss"].tolist()
 
 
 def _device(model: Any) -> Any:

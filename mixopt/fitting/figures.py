@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from mixopt.errors import MixoptError
+
 __all__ = ["plot_fit", "plot_specialisation"]
 
 
@@ -17,7 +19,7 @@ def plot_fit(fit: Any, *, ax: Any = None, n_curves: int | None = None) -> Any:
 
     data = fit.data
     if not {"N", "D"} <= set(data.columns):
-        raise ValueError("plot_fit needs a law of N and D")
+        raise MixoptError("plot_fit needs a law of N and D")
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
     else:
@@ -56,7 +58,9 @@ def plot_specialisation(fit: Any, *, D: float | None = None, ax: Any = None,
 
     data = fit.data
     if not {"N", "D", "D_spec"} <= set(data.columns):
-        raise ValueError("plot_specialisation needs a law of N, D and D_spec")
+        have = ", ".join(c for c in data.columns if c != "loss")
+        raise MixoptError(f"plot_specialisation needs a law of N, D and D_spec, got "
+                          f"{fit.law.name!r} of {have}")
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
     else:
@@ -64,7 +68,7 @@ def plot_specialisation(fit: Any, *, D: float | None = None, ax: Any = None,
     D = float(data["D"].max()) if D is None else float(D)
     at = np.isclose(data["D"].to_numpy(dtype=float), D) & (data["D_spec"].to_numpy() > 0)
     if not at.any():
-        raise ValueError(f"no runs with D = {D:g} and D_spec > 0")
+        raise MixoptError(f"no runs with D = {D:g} and D_spec > 0 to draw")
     sizes = np.unique(data["N"].to_numpy()[at])
     cmap = plt.get_cmap("viridis")
     lognorm = np.log(sizes)

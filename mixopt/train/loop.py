@@ -68,6 +68,7 @@ def train_steps(model: torch.nn.Module, batches: Iterable[Any], steps: int, *,
     warmup, schedule)`` (``total_steps`` defaults to ``start_step + steps``), or times
     ``schedule(s)`` for a callable. The base rate is the group's ``initial_lr`` if set, else its
     ``lr``. With the defaults (constant, no warm-up) the optimizer's rates are left alone.
+    Batches are moved to the model's device.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise MixoptError(f"steps must be a non-negative integer, got {steps!r}")
@@ -75,9 +76,10 @@ def train_steps(model: torch.nn.Module, batches: Iterable[Any], steps: int, *,
         raise MixoptError(f"warmup must be a non-negative integer, got {warmup!r}")
     if not callable(schedule) and schedule not in SCHEDULES:
         raise MixoptError(f"schedule must be one of {SCHEDULES} or a callable, got {schedule!r}")
-    total = start_step + steps if total_steps is None else int(total_steps)
-    if total < warmup:
-        raise MixoptError(f"total_steps ({total}) must be >= warmup ({warmup})")
+    if total_steps is not None and (isinstance(total_steps, bool)
+                                    or not isinstance(total_steps, int) or total_steps < 0):
+        raise MixoptError(f"total_steps must be a non-negative integer, got {total_steps!r}")
+    total = start_step + steps if total_steps is None else total_steps
     opt = optimizer if optimizer is not None else make_optimizer(model, lr, weight_decay)
     scheduled = callable(schedule) or schedule != "constant" or warmup > 0
     if scheduled:
@@ -85,7 +87,10 @@ def train_steps(model: torch.nn.Module, batches: Iterable[Any], steps: int, *,
             g.setdefault("initial_lr", g["lr"])
     model.train()
     it = iter(batches)
-    rows = []
+    param = next(iter(model.parameters()), None)
+    device = None if param is None else param.device
+    rows: list[tuple[int, int, float]] = []
+    losses: list[torch.Tensor] = []
     tokens_seen = int(start_tokens)
     if controller is not None and start_step == 0:
         controller.step(0, tokens=0)
@@ -100,14 +105,19 @@ def train_steps(model: torch.nn.Module, batches: Iterable[Any], steps: int, *,
                 raise MixoptError(f"the learning-rate schedule gave {f!r} at step {s}")
             for g in opt.param_groups:
                 g["lr"] = g["initial_lr"] * f
-        loss = masked_lm_loss(model, batch)
+        tokens, mask = as_tensors(batch, device)  # once per step, on the model's device
+        loss = masked_lm_loss(model, (tokens, mask))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
-        tokens_seen += int(as_tensors(batch)[0].numel())
-        rows.append((s + 1, float(loss.detach()), tokens_seen, opt.param_groups[0]["lr"]))
+        tokens_seen += tokens.numel()
+        losses.append(loss.detach())
+        rows.append((s + 1, tokens_seen, opt.param_groups[0]["lr"]))
         if controller is not None:
             controller.step(s + 1, tokens=tokens_seen)
-    return pd.DataFrame(rows, columns=["step", "loss", "tokens", "lr"])
+    log = pd.DataFrame(rows, columns=["step", "tokens", "lr"])
+    # one device-to-host copy at the end instead of a synchronising float() every step
+    log.insert(1, "loss", torch.stack(losses).tolist() if losses else [])
+    return log

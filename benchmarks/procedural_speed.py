@@ -174,11 +174,11 @@ def ref_diag(op, reverse, d):
 
 def ref_haystack(r, length, max_pairs=30):
     m = r.randint(1, max_pairs)
-    keys = r.sample(range(128, 256), m)
+    keys = r.sample(range(max_pairs), m)
     vals = [r.randint(1, 127) for _ in range(m)]
-    row = [t for kv in zip(keys, vals) for t in kv]
+    row = [t for k, v in zip(keys, vals) for t in (k + 128, v)]
     q = r.randrange(m)
-    return pad_row(row + [keys[q]], 0, [vals[q]], length, 0)
+    return pad_row(row + [keys[q] + 128 + max_pairs], 0, [vals[q]], length, 0)
 
 
 # ----------------------------------------------------------------------------- checkers
@@ -288,12 +288,12 @@ def check_diag(op, reverse):
     return check
 
 
-def check_haystack(row, mask):
+def check_haystack(row, mask, n_pairs=30):
     table, pos = {}, 0
-    while row[pos] not in table:
+    while row[pos] < 128 + n_pairs:  # query tokens are 128 + n_pairs + key
         table[row[pos]] = row[pos + 1]
         pos += 2
-    return scored_tokens(row, mask) == [table[row[pos]]]
+    return scored_tokens(row, mask) == [table[row[pos] - n_pairs]]
 
 
 # ----------------------------------------------------------------------------- table

@@ -336,24 +336,42 @@ def test_multiplication_reversed():
 
 
 # ----------------------------------------------------------------------------- haystack
-@pytest.mark.parametrize("n_pairs,min_pairs,length", [(30, 1, 63), (3, 3, 8), (128, 100, 300)])
-def test_haystack(n_pairs, min_pairs, length):
-    task = P.get("haystack", n_pairs=n_pairs, min_pairs=min_pairs)
-    sizes = set()
+@pytest.mark.parametrize("n_pairs,min_pairs,length,query", [
+    (30, 1, 63, "marked"), (3, 3, 8, "marked"), (64, 60, 130, "marked"),
+    (128, 100, 300, "repeat"), (5, 1, 12, "repeat")])
+def test_haystack(n_pairs, min_pairs, length, query):
+    task = P.get("haystack", n_pairs=n_pairs, min_pairs=min_pairs, query=query)
+    shift = n_pairs if query == "marked" else 0
+    sizes, asked = set(), set()
     for toks, mask, _ in rows(task, length, n=1000):
         table, pos = {}, 0
-        while toks[pos] not in table:  # pairs until the first repeated key
+        # pairs until the query: a query token (marked) or the first repeated key (repeat)
+        while not (toks[pos] >= 128 + n_pairs if query == "marked" else toks[pos] in table):
             k, v = toks[pos], toks[pos + 1]
-            assert 128 <= k <= 255 and 1 <= v <= 127
+            assert 128 <= k < 128 + n_pairs and 1 <= v <= 127
             table[k] = v
             pos += 2
         m = len(table)
         sizes.add(m)
         assert min_pairs <= m <= n_pairs
-        assert toks[pos + 1] == table[toks[pos]]
+        key = toks[pos] - shift
+        assert key in table  # the query names one of the row's keys
+        asked.add(key)
+        assert toks[pos + 1] == table[key]
         assert all(t == 0 for t in toks[pos + 2:])
         assert scored(mask) == [pos + 1]
     assert min(sizes) == min_pairs and max(sizes) == n_pairs
+    assert len(asked) == n_pairs  # every key gets queried
+
+
+def test_haystack_matches_reference_layout():
+    """The reference's condattendstream_30 row for keys (3, 0), values (7, 9), query key 0 is
+    ``131 7 128 9 158 9`` (query token = 128 + 30 + key), padded with 0."""
+    task = P.get("haystack")
+    assert task.query_token(0) == 158 and task.query_token(29) == 187
+    assert P.get("haystack", query="repeat").query_token(5) == 133
+    strings = task.token_strings()
+    assert len(strings) == 256 and strings[131] == "K3" and strings[158] == "Q0"
 
 
 # ----------------------------------------------------------------------------- mixture rows

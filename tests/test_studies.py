@@ -101,6 +101,28 @@ def test_haystack_warmup_smoke(tmp_path):
     _png(tmp_path / "haystack_warmup.png")
 
 
+def test_first_seed_splits_a_study_by_seed(tmp_path):
+    """Seeds ``--first-seed .. + --seeds - 1``: a run split by seed reproduces the joint run."""
+    both = haystack_warmup.main(["--smoke", "--seeds", "2", "--n-jobs", "1", "--arms", "scratch",
+                                 "--out", str(tmp_path / "both")])
+    second = haystack_warmup.main(["--smoke", "--seeds", "1", "--first-seed", "1", "--n-jobs",
+                                   "1", "--arms", "scratch", "--out", str(tmp_path / "second")])
+    assert set(second["seed"]) == {1}
+    pd.testing.assert_frame_equal(both[both["seed"] == 1].reset_index(drop=True),
+                                  second.reset_index(drop=True))
+
+
+def test_saved_corpora_replace_the_machines_own(tmp_path, monkeypatch):
+    (tmp_path / "prose.bin").write_bytes(b"hello world. " * 1000)
+    monkeypatch.setenv("MIXOPT_CORPUS_DIR", str(tmp_path))
+    common.corpus.cache_clear()
+    try:
+        text = common.corpus("prose", max_bytes=12_000)
+        assert text.tobytes() == (b"hello world. " * 1000)[:12_000]
+    finally:
+        common.corpus.cache_clear()
+
+
 def test_token_equivalence_smoke(tmp_path):
     curves, te = te_study.main(ARGS + ["--out", str(tmp_path)])
     csv = pd.read_csv(tmp_path / "token_equivalence.csv")

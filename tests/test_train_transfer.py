@@ -92,6 +92,19 @@ def test_shape_mismatch_raises_and_changes_nothing():
         transfer(src, tgt, embeddings="zero")
 
 
+def test_position_from_a_longer_context_gives_its_first_rows():
+    src = TinyGPT(30, 16, 1, 2, 8, seed=1)  # warm-up context 16
+    tgt = TinyGPT(50, 6, 1, 2, 8, seed=2)  # downstream context 6
+    report = transfer(src, tgt, ("position",))
+    assert torch.equal(tgt.wpe.weight, src.wpe.weight[:6])
+    assert report.copied == {"wpe.weight": "source:wpe.weight[:6]"}
+    with pytest.raises(MixoptError, match="shape mismatch for 'wpe.weight'"):
+        transfer(tgt, src, ("position",))  # a shorter source cannot fill the target
+    wider = TinyGPT(30, 16, 1, 2, 16, seed=3)
+    with pytest.raises(MixoptError, match="shape mismatch for 'wpe.weight'"):
+        transfer(wider, tgt, ("position",))
+
+
 def test_assemble_attention_from_one_mlp_from_another():
     a, b = TinyGPT(30, 8, 1, 2, 8, seed=1), TinyGPT(30, 8, 1, 2, 8, seed=2)
     tgt = TinyGPT(40, 8, 1, 2, 8, seed=3)

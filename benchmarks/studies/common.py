@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:  # the study scripts run as files; tests import th
 from mixopt.procedural import Batch  # noqa: E402
 
 __all__ = ["parser", "train", "eval_loss", "score", "corpus", "ByteCorpus",
-           "run_seeds", "spread", "write", "Timer", "progress"]
+           "run_seeds", "spread", "write", "Timer", "progress", "seed_list"]
 
 
 # ------------------------------------------------------------------------------------ CLI
@@ -37,10 +37,17 @@ def parser(description: str, *, seeds: int = 3) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--smoke", action="store_true", help="seconds-sized run (for tests)")
     p.add_argument("--seeds", type=int, default=seeds, help="number of training seeds")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds are first-seed .. first-seed + seeds - 1 (split runs by seed)")
     p.add_argument("--out", default=str(RESULTS), help="output folder (CSV + PNG)")
     p.add_argument("--n-jobs", type=int, default=2, help="seeds run in parallel (joblib)")
     p.add_argument("--device", default="cpu", help="torch device for the models (e.g. cuda)")
     return p
+
+
+def seed_list(args: argparse.Namespace) -> list[int]:
+    """The seeds a study's command line asks for (``--first-seed``, ``--seeds``)."""
+    return list(range(args.first_seed, args.first_seed + args.seeds))
 
 
 def progress(row: dict[str, Any]) -> None:
@@ -147,9 +154,17 @@ def corpus(name: str, *, max_bytes: int = 2_000_000, seed: int = 0) -> np.ndarra
     README / copyright / markdown files of ``/usr/share/doc``); ``"arithmetic"``: generated
     lines ``a+b=c`` and ``a*b=c`` with operands up to 3 digits (``seed``). Cached per process;
     the array is read-only.
+
+    With the environment variable ``MIXOPT_CORPUS_DIR`` set, ``"python"`` and ``"prose"`` are
+    read from ``$MIXOPT_CORPUS_DIR/<name>.bin`` instead (raw bytes, e.g. written by
+    ``python benchmarks/studies/common.py DIR`` on another machine), so that runs on different
+    machines train on the same text.
     """
     chunks: list[bytes] = []
-    if name == "python":
+    saved = os.environ.get("MIXOPT_CORPUS_DIR")
+    if saved and name in ("python", "prose"):
+        chunks.append(_read(Path(saved) / f"{name}.bin"))
+    elif name == "python":
         for p in sorted(PYTHON_LIB.glob("*.py")):
             chunks.append(_read(p))
     elif name == "prose":
@@ -265,3 +280,11 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+if __name__ == "__main__":  # save this machine's corpora for MIXOPT_CORPUS_DIR elsewhere
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "corpora")
+    target.mkdir(parents=True, exist_ok=True)
+    for _name in ("python", "prose"):
+        (target / f"{_name}.bin").write_bytes(corpus(_name).tobytes())
+        print(f"wrote {target / (_name + '.bin')}")

@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import itertools
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -194,8 +195,8 @@ def analyse(ladder: pd.DataFrame, budget_frac: float = 0.1, **fit_options: Any
     return comp, pd.DataFrame(rows)
 
 
-def run(cfg: dict[str, Any], seeds: int, n_jobs: int = 2) -> pd.DataFrame:
-    jobs = [(w, s, cfg) for s in range(seeds) for w in cfg["widths"]]
+def run(cfg: dict[str, Any], seeds: Sequence[int], n_jobs: int = 2) -> pd.DataFrame:
+    jobs = [(w, s, cfg) for s in seeds for w in cfg["widths"]]
     out = common.run_seeds(run_size, jobs, n_jobs)
     return pd.DataFrame([r for rows in out for r in rows])
 
@@ -249,7 +250,8 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.
     cfg.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
                 if k in cfg and v is not None})
     timer = common.Timer()
-    ladder = pd.read_csv(args.from_csv) if args.from_csv else run(cfg, args.seeds, args.n_jobs)
+    ladder = (pd.read_csv(args.from_csv) if args.from_csv
+              else run(cfg, common.seed_list(args), args.n_jobs))
     if args.bundle:
         ladder.to_csv(args.bundle, index=False, float_format="%.6g")
         print(f"wrote the bundled ladder {args.bundle}")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,8 +173,8 @@ def run_seed(seed: int, cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return {"accuracy": acc_rows, "mixture": mix_rows, "graph": graph_rows}
 
 
-def run(cfg: dict[str, Any], seeds: int, n_jobs: int = 2) -> dict[str, pd.DataFrame]:
-    out = common.run_seeds(run_seed, [(s, cfg) for s in range(seeds)], n_jobs)
+def run(cfg: dict[str, Any], seeds: Sequence[int], n_jobs: int = 2) -> dict[str, pd.DataFrame]:
+    out = common.run_seeds(run_seed, [(s, cfg) for s in seeds], n_jobs)
     return {k: pd.DataFrame([r for o in out for r in o[k]]) for k in out[0]}
 
 
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
     cfg = dict(SMOKE if args.smoke else DEFAULTS)
     cfg.update({k: v for k, v in vars(args).items() if k in cfg and v is not None})
     timer = common.Timer()
-    res = run(cfg, args.seeds, args.n_jobs)
+    res = run(cfg, common.seed_list(args), args.n_jobs)
     acc = res["accuracy"]
     csv, png = common.write(acc, figure(res), args.out, "skillit_lego")
     out = Path(args.out)

@@ -18,6 +18,7 @@ sequences (batch x length) in both stages.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +101,9 @@ def equivalence(curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def run(cfg: dict[str, Any], seeds: int, n_jobs: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
-    out = common.run_seeds(run_seed, [(s, cfg) for s in range(seeds)], n_jobs)
+def run(cfg: dict[str, Any], seeds: Sequence[int], n_jobs: int = 2
+        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    out = common.run_seeds(run_seed, [(s, cfg) for s in seeds], n_jobs)
     curves = pd.DataFrame([r for rows in out for r in rows])
     return curves, equivalence(curves)
 
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     cfg.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
                 if k in cfg and v is not None})
     timer = common.Timer()
-    curves, te = run(cfg, args.seeds, args.n_jobs)
+    curves, te = run(cfg, common.seed_list(args), args.n_jobs)
     csv, png = common.write(curves, figure(curves, te), args.out, "token_equivalence")
     te.to_csv(Path(args.out) / "token_equivalence_summary.csv", index=False,
               float_format="%.6g")

@@ -2,11 +2,16 @@
 transformers"; a diagnostic in Jiang et al. 2026, arXiv 2601.21725, Sec. 5).
 
 A row is ``k_1 v_1 k_2 v_2 ... k_m v_m q v_q PAD ...``: ``m`` uniform in
-``min_pairs .. n_pairs`` (default 1 .. 30) key/value pairs with distinct keys ``128 + j``
-(``j`` drawn without replacement from ``0 .. 127``) and values uniform in ``1 .. 127``, then a
-query key ``q`` drawn uniformly from the row's keys (recognisable as the first repeated key)
-and its value, the only scored token. ``PAD = 0``; ``vocab_size = 256``. With 30 pairs a row
-fills 62 tokens (the paper pads to 63).
+``min_pairs .. n_pairs`` (default 1 .. 30) key/value pairs, keys ``j`` distinct and drawn from
+``0 .. n_pairs - 1``, values uniform in ``1 .. 127``, then a query for one of the row's keys
+(uniform) and its value, the only scored token. ``PAD = 0``; ``vocab_size = 256``.
+
+Token layout, as in the diagnostic's public code (zlshinnick/procedural-pretraining,
+``condattendstream``): the key ``j`` is written ``128 + j`` and, with ``query="marked"`` (the
+default), its query is a *different* token ``128 + n_pairs + j``, so the model has to learn
+which key a query names (the same matching an open and a close bracket need in Dyck). With
+``query="repeat"`` the query is the key token itself (a plain induction / copy task). A row of
+30 pairs fills 62 tokens (the reference pads to 63).
 """
 
 from __future__ import annotations
@@ -17,23 +22,35 @@ from mixopt.procedural.base import Batch, Task, TaskError, check_int
 
 __all__ = ["Haystack"]
 
+_QUERY_STYLES = ("marked", "repeat")
+
 
 class Haystack(Task):
-    """Key/value retrieval; options ``n_pairs`` (at most 128) and ``min_pairs``."""
+    """Key/value retrieval; options ``n_pairs``, ``min_pairs`` and ``query``
+    (``"marked"`` or ``"repeat"``, see the module docstring)."""
 
     name = "haystack"
     vocab_size = 256
     PAD = 0
     KEY0 = 128
 
-    def __init__(self, *, n_pairs: int = 30, min_pairs: int = 1) -> None:
-        self.n_pairs = check_int("n_pairs", n_pairs, low=1, high=128)
+    def __init__(self, *, n_pairs: int = 30, min_pairs: int = 1, query: str = "marked") -> None:
+        if query not in _QUERY_STYLES:
+            raise TaskError(f"option 'query' must be one of {_QUERY_STYLES}, got {query!r}")
+        self.query = query
+        high = 64 if query == "marked" else 128  # keys and queries share tokens 128 .. 255
+        self.n_pairs = check_int("n_pairs", n_pairs, low=1, high=high)
         self.min_pairs = check_int("min_pairs", min_pairs, low=1)
         if self.min_pairs > self.n_pairs:
             raise TaskError(
                 f"option 'min_pairs' ({self.min_pairs}) must be <= option 'n_pairs' "
                 f"({self.n_pairs})"
             )
+
+    def query_token(self, key: int | np.ndarray) -> int | np.ndarray:
+        """The token that asks for key index ``key`` (``0 .. n_pairs - 1``)."""
+        shift = self.n_pairs if self.query == "marked" else 0
+        return self.KEY0 + shift + key
 
     def min_length(self) -> int:
         return 2 * self.n_pairs + 2
@@ -42,22 +59,26 @@ class Haystack(Task):
         return self.PAD
 
     def token_strings(self) -> list[str]:
-        return ["_"] + [f"v{i}" for i in range(1, 128)] + [f"K{i}" for i in range(128)]
+        n = self.n_pairs
+        keys = [f"K{j}" for j in range(n)]
+        queries = [f"Q{j}" for j in range(n)] if self.query == "marked" else []
+        rest = 128 - len(keys) - len(queries)
+        return ["_"] + [f"v{i}" for i in range(1, 128)] + keys + queries + ["?"] * rest
 
     def _sample(self, rng: np.random.Generator, batch_size: int, length: int) -> Batch:
         b, mmax = batch_size, self.n_pairs
         m = rng.integers(self.min_pairs, mmax + 1, size=b)
-        keys = np.argsort(rng.random((b, 128)), axis=1)[:, :mmax] + self.KEY0
+        keys = np.argsort(rng.random((b, mmax)), axis=1)  # a permutation of 0 .. n_pairs - 1
         values = rng.integers(1, 128, size=(b, mmax), dtype=np.int64)
-        q = (rng.random(b) * m).astype(np.int64)
+        q = (rng.random(b) * m).astype(np.int64)  # which of the row's m pairs is asked for
         pairs = np.empty((b, 2 * mmax), dtype=np.int64)
-        pairs[:, 0::2] = keys
+        pairs[:, 0::2] = keys + self.KEY0
         pairs[:, 1::2] = values
         t = np.arange(length)
         tokens = np.full((b, length), self.PAD, dtype=np.int64)
         tokens[:, : 2 * mmax] = np.where(t[None, : 2 * mmax] < 2 * m[:, None], pairs, self.PAD)
         rows = np.arange(b)
-        tokens[rows, 2 * m] = keys[rows, q]
+        tokens[rows, 2 * m] = self.query_token(keys[rows, q])
         tokens[rows, 2 * m + 1] = values[rows, q]
         mask = t[None, :] == (2 * m + 1)[:, None]
         return Batch(tokens, mask)

@@ -19,8 +19,10 @@ source and the MLP of another.
 Components: ``"attention"``, ``"mlp"``, ``"norm"``, ``"position"``; ``embeddings`` decides the
 token embeddings separately: ``"reinit"`` keeps the target's own (fresh) initialisation,
 ``"mean"`` sets every target row to the mean of the source rows (vocab sizes may differ),
-``"copy"`` copies them (shapes must match). A chosen tensor that is missing in the source or has a
-different shape raises :class:`~mixopt.errors.MixoptError`; nothing is skipped silently.
+``"copy"`` copies them (shapes must match). Position embeddings of a source with a longer context
+give the target their first rows (as the paper's code does). Any other tensor that is missing in
+the source or has a different shape raises :class:`~mixopt.errors.MixoptError`; nothing is
+skipped silently.
 
 Stage two must use a **fresh optimizer** (new AdamW moments and schedule) on the target: optimizer
 state is never carried over (the paper restarts optimisation; the source's moments belong to other
@@ -168,6 +170,9 @@ def transfer(source: nn.Module, target: nn.Module,
                     raise MixoptError(f"target tensor {name!r} ({comp}) has no counterpart in "
                                       f"{label}; the models' layouts differ")
             s, t = src[s_name], tgt[name]
+            if (how == "copy" and comp == "position" and s.shape != t.shape and s.ndim == 2
+                    and s.shape[1] == t.shape[1] and s.shape[0] >= t.shape[0]):
+                how = "rows"  # a longer source context: its first rows (as the paper's code)
             if how == "copy" and s.shape != t.shape:
                 raise MixoptError(f"shape mismatch for {name!r}: {label} {tuple(s.shape)} vs "
                                   f"target {tuple(t.shape)}")
@@ -183,6 +188,9 @@ def transfer(source: nn.Module, target: nn.Module,
             if how == "copy":
                 t.copy_(s.to(dtype=t.dtype, device=t.device))
                 report.copied[name] = f"{label}:{s_name}"
+            elif how == "rows":
+                t.copy_(s[: t.shape[0]].to(dtype=t.dtype, device=t.device))
+                report.copied[name] = f"{label}:{s_name}[:{t.shape[0]}]"
             else:
                 t.copy_(s.mean(dim=0, keepdim=True).to(dtype=t.dtype, device=t.device)
                         .expand_as(t))

@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = dict(
     n_layers=2, n_heads=4, d_model=16, length=24, n_pairs=10, query="marked", dyck_k=16,
     warm_length=128, warm_batch=64, warm_lr=1e-3, warm_steps=2000,
     steps=4000, batch=64, lr=3e-3, weight_decay=1e-3, warmup_frac=0.05, eval_every=500,
-    eval_rows=1000, arms=("scratch", "all", "attention", "mlp"), device="cpu")
+    eval_rows=1000, arms=("scratch", "all", "blocks", "attention", "mlp"), device="cpu")
 # The paper's haystack (30 pairs, 63 tokens, batch 1,000, 10k steps, lr 1e-3) is out of reach on
 # a CPU; closer to it: --n-pairs 30 --length 64 --lr 1e-3 (and more --steps / --batch).
 SMOKE: dict[str, Any] = dict(DEFAULTS, warm_steps=6, steps=8, batch=8, eval_every=4,

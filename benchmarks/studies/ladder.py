@@ -232,8 +232,9 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.
     p = common.parser(__doc__.splitlines()[0], seeds=1)
     p.add_argument("--widths", type=int, nargs="+", default=None)
     for k in ("pre_steps", "cont_steps", "batch", "eval_batches", "n_layers", "n_heads",
-              "head_dim"):
+              "head_dim", "length", "warmup_steps"):
         p.add_argument(f"--{k.replace('_', '-')}", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
     p.add_argument("--checkpoints", type=int, nargs="+", default=None, help="pretraining steps")
     p.add_argument("--cont-evals", type=int, nargs="+", default=None, help="continuation steps")
     p.add_argument("--budget-frac", type=float, default=0.1,

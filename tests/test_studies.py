@@ -167,6 +167,25 @@ def test_ladder_smoke(tmp_path):
     _png(tmp_path / "ladder.png")
 
 
+def test_ladder_per_seed_fits_each_seeds_runs_alone():
+    import mixopt
+
+    runs = load_ladder("measured")
+    other = runs.assign(seed=1, loss=runs["loss"] * np.random.default_rng(0).lognormal(
+        0, 0.01, len(runs)))
+    both = pd.concat([runs, other], ignore_index=True)
+    out = ladder.per_seed(both, grid=4)
+    assert len(out) == 2 * len(ladder.DOMAINS) * len(ladder.LAWS)
+    assert set(out["seed"]) == {0, 1}
+    ok = out["mean_rel_error"].between(0, 1)  # a fit that fails says why instead
+    assert ok.any() and (out.loc[~ok, "note"].fillna("").str.len() > 0).all()
+    d = other[other["domain"] == "python"][["N", "D", "D_spec", "loss"]]
+    direct = mixopt.compare(["transfer"], d, holdout="N", bounds=ladder.BOUNDS["transfer"],
+                            grid=4)
+    row = out[(out["seed"] == 1) & (out["domain"] == "python") & (out["law"] == "transfer")]
+    np.testing.assert_allclose(row["mean_rel_error"], direct["mean_rel_error"], rtol=1e-9)
+
+
 def test_measured_best_split_brute_force():
     # two sizes, one D = 10, D' in {0, 10} per domain (a domain token lowers its loss 3 -> 2;
     # N = 2 is 0.2 better everywhere). Budget 180 = 6 N (D + sum D'): N = 1 affords 20 domain

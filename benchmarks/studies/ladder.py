@@ -130,6 +130,38 @@ def measured_best(ladder: pd.DataFrame, budget: float) -> dict[str, Any] | None:
     return best
 
 
+def _compare(d: pd.DataFrame, law: str, domain: str, fit_options: dict[str, Any]
+             ) -> pd.DataFrame:
+    """:func:`mixopt.compare` of one law on one domain's runs, holding out the largest N; a
+    failure becomes a row with its message."""
+    import mixopt
+
+    try:
+        c = mixopt.compare([law], d, holdout="N", bounds=BOUNDS[law], **fit_options)
+    except Exception as exc:
+        c = pd.DataFrame([dict(law=law, mean_rel_error=np.nan, success=False,
+                               note=f"{type(exc).__name__}: {exc}")])
+    c.insert(0, "domain", domain)
+    return c
+
+
+def per_seed(ladder: pd.DataFrame, **fit_options: Any) -> pd.DataFrame:
+    """Extrapolation error of every law on every domain, fitted on each seed's runs alone
+    (columns ``seed, domain, law, mean_rel_error, max_rel_error``, and ``note`` for a fit that
+    failed): the spread over seeds."""
+    rows = []
+    for seed, runs in ladder.groupby("seed"):
+        for dom in DOMAINS:
+            d = runs[runs["domain"] == dom][["N", "D", "D_spec", "loss"]]
+            for law in LAWS:
+                c = _compare(d, law, dom, fit_options)
+                c.insert(0, "seed", seed)
+                rows.append(c)
+    cols = ["seed", "domain", "law", "mean_rel_error", "max_rel_error", "note"]
+    out = pd.concat(rows, ignore_index=True)
+    return out[[c for c in cols if c in out]]
+
+
 def analyse(ladder: pd.DataFrame, budget_frac: float = 0.1, **fit_options: Any
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-domain :func:`mixopt.compare` (holdout the largest N) and, per law, the planned split
@@ -143,13 +175,7 @@ def analyse(ladder: pd.DataFrame, budget_frac: float = 0.1, **fit_options: Any
     for dom in DOMAINS:
         d = ladder[ladder["domain"] == dom][["N", "D", "D_spec", "loss"]]
         for law in LAWS:  # one law at a time: a failing law must not hide the others
-            try:
-                c = mixopt.compare([law], d, holdout="N", bounds=BOUNDS[law], **fit_options)
-            except Exception as exc:
-                c = pd.DataFrame([dict(law=law, mean_rel_error=np.nan, success=False,
-                                       note=f"{type(exc).__name__}: {exc}")])
-            c.insert(0, "domain", dom)
-            comps.append(c)
+            comps.append(_compare(d, law, dom, fit_options))
             try:
                 fits[law][dom] = mixopt.fit(law, d, bounds=BOUNDS[law], **fit_options)
                 fits[law][dom].predict(d)  # a fit whose parameters over/underflow fails here
@@ -276,6 +302,14 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.
     cols = ["source", "N", "D"] + [f"D_spec_{d}" for d in DOMAINS] + ["mean_loss"]
     if "predicted_loss_at_grid_best" in plan:
         cols.append("predicted_loss_at_grid_best")
+    if ladder["seed"].nunique() > 1:  # the same fits on each seed's runs alone
+        seeds = per_seed(ladder, grid=args.fit_grid)
+        seeds.to_csv(out / "ladder_compare_seeds.csv", index=False, float_format="%.6g")
+        sp = common.spread(seeds, ["law", "domain"], "mean_rel_error")
+        print("  per seed (mean relative error, %: mean +- std, min-max over seeds):")
+        for r in sp.itertuples():
+            print(f"    {r.law:15s} {r.domain:11s} {100 * r.mean:5.2f} +- {100 * (r.std or 0):.2f}"
+                  f" ({100 * r.min:.2f}-{100 * r.max:.2f}, n={r.count})")
     print(f"  split at budget {plan['budget'].iloc[0]:.3g} FLOPs:")
     print("  " + plan[[c for c in cols if c in plan]].to_string(
         index=False, float_format=lambda v: f"{v:.4g}").replace("\n", "\n  "))

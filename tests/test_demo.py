@@ -26,9 +26,9 @@ def test_measured_ladder_is_a_grid_of_real_runs():
     assert list(runs.columns[:6]) == ["N", "D", "D_spec", "loss", "domain", "run"]
     assert runs["N"].nunique() >= 4 and set(runs["domain"]) == {"prose", "python", "arithmetic"}
     assert runs[["N", "D", "D_spec", "loss"]].notna().all().all() and (runs["loss"] > 0).all()
-    # TinyGPT's non-embedding count, 2 layers: 12 L d^2 + 13 L d + 2 d
-    d = runs["d_model"].to_numpy()
-    np.testing.assert_array_equal(runs["N"], 24 * d**2 + 28 * d)
+    # TinyGPT's non-embedding count: 12 L d^2 + 13 L d + 2 d
+    d, L = runs["d_model"].to_numpy(), runs["n_layers"].to_numpy()
+    np.testing.assert_array_equal(runs["N"], 12 * L * d**2 + 13 * L * d + 2 * d)
     # every (size, D) checkpoint is continued on every domain, and more domain tokens help
     # on average (the mean loss falls from D' = 0 to the largest D')
     counts = runs.groupby(["N", "D"])["domain"].nunique()
@@ -44,7 +44,7 @@ def test_demo_runs(tmp_path, capsys):
     # part 1: the measured ladder, its extrapolation table and a split that spends the budget
     assert "MEASURED" in out and "Extrapolation to the largest model" in out
     assert all(law in out for law in ("additive", "transfer", "multiplicative"))
-    assert "Split of 5.22e+10 FLOPs" in out and "used 5.2199e+10" in out
+    assert "Split of 1.04e+11 FLOPs" in out and "used 1.0431e+11" in out
     fit = mixopt.load(tmp_path / "fit.json")
     assert abs(fit.params["alpha"] - DEMO_TRUTH["alpha"]) < 0.05
 

@@ -161,9 +161,10 @@ def test_ladder_smoke(tmp_path):
     assert list(csv.columns[:6]) == ["N", "D", "D_spec", "loss", "domain", "run"]
     assert csv["N"].nunique() == 4 and set(csv["domain"]) == set(ladder.DOMAINS)
     assert (csv["loss"] > 0).all() and not ((csv["D"] == 0) & (csv["D_spec"] == 0)).any()
-    # N is TinyGPT's non-embedding count 12 L d^2 + 13 L d + 2 d (L = 2 layers)
-    d = csv["d_model"].to_numpy()
-    np.testing.assert_array_equal(csv["N"], 24 * d**2 + 26 * d + 2 * d)
+    # N is TinyGPT's non-embedding count 12 L d^2 + 13 L d + 2 d (L = 4 layers by default)
+    d, L = csv["d_model"].to_numpy(), csv["n_layers"].to_numpy()
+    assert (L == ladder.DEFAULTS["n_layers"]).all()
+    np.testing.assert_array_equal(csv["N"], 12 * L * d**2 + 13 * L * d + 2 * d)
     _png(tmp_path / "ladder.png")
 
 

@@ -4,8 +4,9 @@ for D' tokens; a law L(N, D, D') per domain decides how to split a compute budge
 
 Byte-level domains available offline (``common.corpus``): English prose shipped with the system,
 Python standard-library source, generated arithmetic; the general mixture weighs them equally.
-For each model size (TinyGPT, 2 layers, widths ``--widths``; N = non-embedding parameters) one
-pretraining run (constant learning rate after a short warm-up) is checkpointed at several D
+For each model size (TinyGPT, ``--n-layers`` layers (default 4), widths ``--widths``; N =
+non-embedding parameters) one pretraining run (constant learning rate after a short warm-up)
+is checkpointed at several D
 (including D = 0, the fresh model: continuing it is training on the domain from scratch); each
 checkpoint is continued on each domain with a fresh AdamW for ``cont_steps`` steps, and the
 domain's held-out loss is recorded at several D' (including D' = 0). Tokens are steps x batch x
@@ -21,7 +22,8 @@ length. Then, per domain:
   whole budget, so it may leave the grid; each row also gives the form's predicted mean loss at
   the measured best configuration.
 
-Writes ``ladder.csv`` (columns ``N, D, D_spec, loss, domain, run``, plus ``d_model``, ``seed``),
+Writes ``ladder.csv`` (columns ``N, D, D_spec, loss, domain, run``, plus ``d_model``,
+``n_layers``, ``seed``),
 ``ladder_compare.csv``, ``ladder_split.csv`` and ``ladder.png``.
 
     python benchmarks/studies/ladder.py             # default size (see --help)
@@ -50,7 +52,7 @@ LAWS = ("additive", "transfer", "multiplicative")
 # bundled measured ladder: unbounded fits can push E to 0 or S to infinity.
 BOUNDS = MEASURED_BOUNDS
 DEFAULTS: dict[str, Any] = dict(
-    widths=(16, 24, 32, 48), n_layers=2, n_heads=4, head_dim=0, length=64, batch=16, lr=3e-3,
+    widths=(16, 24, 32, 48), n_layers=4, n_heads=4, head_dim=0, length=64, batch=16, lr=3e-3,
     warmup_steps=20, pre_steps=600, checkpoints=(0, 150, 300, 600), cont_steps=300,
     cont_evals=(0, 25, 50, 100, 200, 300), eval_batches=4, max_bytes=2_000_000)
 SMOKE: dict[str, Any] = dict(
@@ -102,7 +104,8 @@ def run_size(width: int, seed: int, cfg: dict[str, Any]) -> list[dict[str, Any]]
                 if s in cfg["cont_evals"] and not (s == 0 and step == 0):
                     rows.append(dict(N=N, D=step * tok, D_spec=s * tok,
                                      loss=common.eval_loss(net, tests[dom]), domain=dom,
-                                     run=run_id, d_model=width, seed=seed))
+                                     run=run_id, d_model=width, n_layers=cfg["n_layers"],
+                                     seed=seed))
 
             common.train(net, lambda s, drng=drng, dom=dom: data[dom].sample(drng, B, L),
                          cfg["cont_steps"], lr=cfg["lr"], warmup=cfg["warmup_steps"],
@@ -292,7 +295,8 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.
     comp.to_csv(out / "ladder_compare.csv", index=False, float_format="%.6g")
     plan.to_csv(out / "ladder_split.csv", index=False, float_format="%.6g")
     source = f"read from {args.from_csv}" if args.from_csv else f"config {cfg}"
-    print(f"ladder study, {args.seeds} seed(s), {len(ladder)} rows, {timer():.0f} s; {source}")
+    print(f"ladder study, {ladder['seed'].nunique()} seed(s), {len(ladder)} rows, "
+          f"{timer():.0f} s; {source}")
     print("  extrapolation to the largest N (mean relative error, %; target < 2%):")
     piv = comp.pivot(index="law", columns="domain", values="mean_rel_error")
     piv["mean"] = piv.mean(axis=1)

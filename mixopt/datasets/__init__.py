@@ -1,9 +1,10 @@
 """Small run tables bundled with mixopt, and the simulator that made one of them.
 
 ``load_ladder("measured")`` returns a MEASURED L(N, D, D') ladder: 276 real training runs of
-byte-level TinyGPT models (4 sizes, N = 6.6k-57k non-embedding parameters) pretrained on a general
-mix for D tokens and continued on one domain (``prose``, ``python``, ``arithmetic``) for D' tokens,
-made by ``python benchmarks/studies/ladder.py --bundle`` (see README.md in this folder).
+byte-level TinyGPT models (4 layers, 4 sizes, N = 13k-113k non-embedding parameters) pretrained
+on a general mix for D tokens and continued on one domain (``prose``, ``python``,
+``arithmetic``) for D' tokens, made by ``python benchmarks/studies/ladder.py --bundle`` (see
+README.md in this folder).
 
 ``load_ladder("demo")`` returns a SIMULATED ladder of training runs (no real training behind it):
 losses drawn from the Chinchilla law with Hoffmann et al. (2022)'s published parameters
@@ -58,9 +59,10 @@ def load_ladder(name: str = "demo") -> pd.DataFrame:
     """A bundled run table.
 
     ``"measured"``: the measured L(N, D, D') ladder (columns ``N``, ``D``, ``D_spec``, ``loss``,
-    ``domain``, ``run``, ``d_model``, ``seed``; one row per evaluation, ``D_spec = 0`` rows are
-    the pretrained checkpoint evaluated on the domain, ``D = 0`` rows train on the domain from
-    scratch). Regenerate with ``python benchmarks/studies/ladder.py --bundle``.
+    ``domain``, ``run``, ``d_model``, ``n_layers``, ``seed``; one row per evaluation,
+    ``D_spec = 0`` rows are the pretrained checkpoint evaluated on the domain, ``D = 0`` rows
+    train on the domain from scratch). Regenerate with
+    ``python benchmarks/studies/ladder.py --bundle``.
 
     ``"demo"``: 42 SIMULATED runs (7 sizes x 6 tokens-per-parameter ratios; columns ``N``,
     ``D``, ``loss``, ``C``, ``run``) from :data:`DEMO_TRUTH` with 1% log-normal noise; see

@@ -365,11 +365,20 @@ def test_haystack(n_pairs, min_pairs, length, query):
 
 
 def test_haystack_matches_reference_layout():
-    """The reference's condattendstream_30 row for keys (3, 0), values (7, 9), query key 0 is
-    ``131 7 128 9 158 9`` (query token = 128 + 30 + key), padded with 0."""
+    """The reference's condattendstream_30 layout: key j is token 128 + j and its query is
+    128 + 30 + j (158 .. 187); a row's query token is its key's plus 30."""
     task = P.get("haystack")
     assert task.query_token(0) == 158 and task.query_token(29) == 187
+    np.testing.assert_array_equal(task.query_token(np.array([1, 2])), [159, 160])
     assert P.get("haystack", query="repeat").query_token(5) == 133
+    batch = task.sample(np.random.default_rng(1), 200, 63)
+    pos = np.argmax(batch.loss_mask, axis=1) - 1  # the query sits just before the answer
+    q = batch.tokens[np.arange(200), pos]
+    assert ((q >= 158) & (q <= 187)).all()
+    assert all(q[i] - 30 in batch.tokens[i, : pos[i]] for i in range(200))
+    for bad in (30, -1, 2.5):
+        with pytest.raises(MixoptError, match="key must be"):
+            task.query_token(bad)
     strings = task.token_strings()
     assert len(strings) == 256 and strings[131] == "K3" and strings[158] == "Q0"
 

@@ -119,6 +119,8 @@ def test_saved_corpora_replace_the_machines_own(tmp_path, monkeypatch):
     try:
         text = common.corpus("prose", max_bytes=12_000)
         assert text.tobytes() == (b"hello world. " * 1000)[:12_000]
+        with pytest.raises(FileNotFoundError, match="python.bin does not exist"):
+            common.corpus("python")
     finally:
         common.corpus.cache_clear()
 

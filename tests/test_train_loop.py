@@ -33,6 +33,10 @@ def test_lr_factor_by_hand():
     assert lr_factor(35, 110, 10) == pytest.approx((1 + math.cos(math.pi / 4)) / 2)
     assert lr_factor(200, 110, 10) == pytest.approx(0.0)
     assert lr_factor(50, 110, 10, "constant") == 1.0
+    with pytest.raises(MixoptError, match="non-negative"):
+        lr_factor(5, 110, -1)
+    with pytest.raises(MixoptError, match="schedule must be"):
+        lr_factor(5, 110, 0, "linear")
 
 
 def test_train_steps_applies_warmup_and_cosine_per_step():

@@ -163,7 +163,11 @@ def corpus(name: str, *, max_bytes: int = 2_000_000, seed: int = 0) -> np.ndarra
     chunks: list[bytes] = []
     saved = os.environ.get("MIXOPT_CORPUS_DIR")
     if saved and name in ("python", "prose"):
-        chunks.append(_read(Path(saved) / f"{name}.bin"))
+        path = Path(saved) / f"{name}.bin"
+        if not path.is_file():
+            raise FileNotFoundError(f"MIXOPT_CORPUS_DIR is set but {path} does not exist "
+                                    "(save it with `python benchmarks/studies/common.py DIR`)")
+        chunks.append(_read(path))
     elif name == "python":
         for p in sorted(PYTHON_LIB.glob("*.py")):
             chunks.append(_read(p))

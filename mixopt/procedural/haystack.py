@@ -47,10 +47,17 @@ class Haystack(Task):
                 f"({self.n_pairs})"
             )
 
+    @property
+    def _query0(self) -> int:
+        return self.KEY0 + (self.n_pairs if self.query == "marked" else 0)
+
     def query_token(self, key: int | np.ndarray) -> int | np.ndarray:
         """The token that asks for key index ``key`` (``0 .. n_pairs - 1``)."""
-        shift = self.n_pairs if self.query == "marked" else 0
-        return self.KEY0 + shift + key
+        k = np.asarray(key)
+        if k.size and (not np.issubdtype(k.dtype, np.integer) or k.min() < 0
+                       or k.max() >= self.n_pairs):
+            raise TaskError(f"key must be an integer in 0 .. {self.n_pairs - 1}, got {key!r}")
+        return self._query0 + key
 
     def min_length(self) -> int:
         return 2 * self.n_pairs + 2
@@ -78,7 +85,7 @@ class Haystack(Task):
         tokens = np.full((b, length), self.PAD, dtype=np.int64)
         tokens[:, : 2 * mmax] = np.where(t[None, : 2 * mmax] < 2 * m[:, None], pairs, self.PAD)
         rows = np.arange(b)
-        tokens[rows, 2 * m] = self.query_token(keys[rows, q])
+        tokens[rows, 2 * m] = self._query0 + keys[rows, q]
         tokens[rows, 2 * m + 1] = values[rows, q]
         mask = t[None, :] == (2 * m + 1)[:, None]
         return Batch(tokens, mask)

@@ -31,6 +31,9 @@ def lr_factor(step: int, total: int, warmup: int = 0, schedule: str = "cosine") 
     """Learning-rate multiplier at ``step`` (0-based): linear warm-up ``(step + 1) / warmup``
     for ``step < warmup``, then 1 (``"constant"``) or a cosine from 1 at ``warmup`` to 0 at
     ``total`` (``"cosine"``; 0 after ``total``)."""
+    if step < 0 or total < 0 or warmup < 0:
+        raise MixoptError(f"step, total and warmup must be non-negative, got step={step!r}, "
+                          f"total={total!r}, warmup={warmup!r}")
     if warmup and step < warmup:
         return (step + 1) / warmup
     if schedule == "constant":

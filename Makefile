@@ -18,7 +18,7 @@ install-demo: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH_CPU)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,plot,torch]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,plot,torch,mixture,hf,lightning]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 
 demo: install-demo

@@ -1,7 +1,8 @@
 """mixopt: plan language-model pretraining.
 
-Fit loss surfaces (``mixopt.fit``, ``mixopt.compare``), plan budgets (``mixopt.plan``), estimate
-skill graphs (``mixopt.skills``), update data mixtures online (``mixopt.online``), generate
+Fit loss surfaces (``mixopt.fit``, ``mixopt.compare``), plan budgets (``mixopt.plan``), optimise
+data mixtures offline from proxy-run swarms (``mixopt.mixture``), estimate skill graphs
+(``mixopt.skills``), update data mixtures online (``mixopt.online``), generate
 procedural data (``mixopt.procedural``) and drive torch training (``mixopt.train``, optional).
 
 Subpackages are imported lazily, so ``import mixopt`` stays light (no torch, no matplotlib).
@@ -26,6 +27,7 @@ __all__ = [
     "fitting",
     "plan",
     "skills",
+    "mixture",
     "online",
     "procedural",
     "fit",
@@ -33,8 +35,8 @@ __all__ = [
     "load",
 ]
 
-_SUBMODULES = {"data", "laws", "fitting", "plan", "skills", "online", "procedural", "train",
-               "plotting", "curves", "datasets"}
+_SUBMODULES = {"data", "laws", "fitting", "plan", "skills", "mixture", "online", "procedural",
+               "train", "plotting", "curves", "datasets"}
 _FROM_FITTING = {"fit", "compare", "load"}
 
 

@@ -16,3 +16,14 @@ def chinchilla_csv() -> Path:
     if not CHINCHILLA_CSV.exists():
         pytest.skip(f"{CHINCHILLA_CSV} not present")
     return CHINCHILLA_CSV
+
+
+REGMIX_DIR = SHARED / "data" / "regmix"
+
+
+@pytest.fixture
+def regmix_dir() -> Path:
+    """RegMix's released proxy runs (skips when ../shared/data/regmix is absent)."""
+    if not (REGMIX_DIR / "train_mixture_1m.csv").exists():
+        pytest.skip(f"{REGMIX_DIR} not present")
+    return REGMIX_DIR

@@ -74,12 +74,16 @@ def _key(name: str) -> str:
     return str(name).strip().lower().replace(" ", "_").replace("-", "_")
 
 
-def standardize(data: pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
+def standardize(
+    data: pd.DataFrame | Mapping[str, Any], *, keep: Sequence[str] = ()
+) -> pd.DataFrame:
     """Return a copy of ``data`` with canonical column names and ``D`` derived from ``C``.
 
     Columns whose name (case-insensitive) is a known alias are renamed; unknown columns are kept
-    unchanged. If ``D`` is missing but ``C`` and ``N`` are present, ``D = C / (6 N)``.
+    unchanged. Columns named in ``keep`` (e.g. a law's mixture columns ``c`` or ``tokens``) are
+    never renamed. If ``D`` is missing but ``C`` and ``N`` are present, ``D = C / (6 N)``.
     """
+    keep = set(map(str, keep))
     if isinstance(data, pd.DataFrame):
         frame = data.copy()
     elif isinstance(data, Mapping):
@@ -98,7 +102,7 @@ def standardize(data: pd.DataFrame | Mapping[str, Any]) -> pd.DataFrame:
         if col in COLUMNS:
             taken.add(col)
     for col in frame.columns:
-        if col in COLUMNS:
+        if col in COLUMNS or str(col) in keep:
             continue
         target = ALIASES.get(_key(col))
         if target is not None and target not in taken:
@@ -132,7 +136,7 @@ def validate(
     DataError
         naming the missing column, or the column and the first offending row.
     """
-    frame = standardize(data)
+    frame = standardize(data, keep=[v for v in variables if v not in COLUMNS])
     needed = list(variables) + (["loss"] if require_loss else [])
     missing = [c for c in needed if c not in frame.columns]
     if missing:
@@ -180,13 +184,14 @@ def as_arrays(
 
     Scalars broadcast against arrays; all inputs must be finite, sizes positive (``D_spec`` >= 0).
     """
+    own = {str(v) for v in variables if v not in COLUMNS}
     if isinstance(data, pd.DataFrame):
-        frame = standardize(data)
+        frame = standardize(data, keep=own)
         source: Mapping[str, Any] = {c: frame[c].to_numpy() for c in frame.columns}
     elif isinstance(data, Mapping):
         source = {}
         for k, v in data.items():
-            canon = k if k in COLUMNS else ALIASES.get(_key(k), k)
+            canon = k if (k in COLUMNS or str(k) in own) else ALIASES.get(_key(k), k)
             source[canon] = v
         if "D" not in source and "C" in source and "N" in source:
             source = dict(source)

@@ -83,7 +83,7 @@ def test_reduces_to_chinchilla_at_zero_specialisation(name):
 
 
 def test_mixing_law_by_hand():
-    law = get("mixing", components=["a", "b"])
+    law = get("mixing", components=["a", "b"], scale=True)
     p = {"c": 2.0, "k": 0.5, "t_a": -1.0, "t_b": 0.5}
     assert law.predict(p, {"a": 0.3, "b": 0.7}) == pytest.approx(2 + 0.5 * np.exp(-0.3 + 0.35))
     with pytest.raises(LawError, match="components"):

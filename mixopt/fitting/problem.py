@@ -212,7 +212,8 @@ def make_starts(problem: Problem, grid: Any, seed: int | np.random.Generator | N
     """Start points ``(G, k)`` in fit space for the free parameters.
 
     ``grid`` is ``None`` (the law's default grid), an ``int`` m (m rows drawn without replacement
-    from the default grid with ``seed``; all of it when m >= its size), an array ``(G, P)`` or
+    from the default grid with ``seed``; all of it when m >= its size; with either, the law's
+    data-driven starts, :meth:`~mixopt.laws.Law.data_starts`, come first), an array ``(G, P)`` or
     ``(G, k)`` in fit space (``P`` = all parameters, ``k`` = free ones; columns of pinned
     parameters are ignored), or a DataFrame with one column per free parameter in natural units.
     Duplicate rows (e.g. after pinning a parameter) are removed; starts are clipped to the bounds.
@@ -222,6 +223,8 @@ def make_starts(problem: Problem, grid: Any, seed: int | np.random.Generator | N
     k = free.size
     if grid is None or (isinstance(grid, (int, np.integer)) and not isinstance(grid, bool)):
         full = law.grid()
+        X = {v: problem.data[v].to_numpy() for v in law.variables}
+        extra = law.data_starts(X, np.log(problem.data["loss"].to_numpy()))
         starts = full[:, free]
         starts = np.unique(starts, axis=0)
         if grid is not None:
@@ -231,6 +234,10 @@ def make_starts(problem: Problem, grid: Any, seed: int | np.random.Generator | N
             if m < starts.shape[0]:
                 rng = np.random.default_rng(seed)
                 starts = starts[np.sort(rng.choice(starts.shape[0], m, replace=False))]
+        if extra is not None:
+            extra = np.asarray(extra, dtype=float).reshape(-1, law.n_params)
+            extra = extra[np.isfinite(extra).all(axis=1)]
+            starts = np.vstack([extra[:, free], starts])
     elif isinstance(grid, pd.DataFrame):
         missing = [n for n in problem.free_names if n not in grid.columns]
         if missing:

@@ -155,6 +155,14 @@ class Law:
         axes = [p.grid for p in self.parameters]
         return np.array(list(itertools.product(*axes)), dtype=float).reshape(-1, self.n_params)
 
+    def data_starts(self, X: Mapping[str, np.ndarray], log_loss: np.ndarray) -> np.ndarray | None:
+        """Extra starts computed from the data, ``(G, P)`` in fit space, or ``None``.
+
+        The engine adds them to the default grid. Laws where part of the problem is linear once
+        a few parameters are fixed (variable projection) override this; the default adds none.
+        """
+        return None
+
     # ------------------------------------------------------------------ parameter transforms
     def to_fit(self, params: Mapping[str, float]) -> np.ndarray:
         """Natural-unit mapping ``name -> value`` to a fit-space vector of shape ``(P,)``."""

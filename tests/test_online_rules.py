@@ -100,15 +100,24 @@ def test_skillit_targets_average_window():
 
 
 def test_skillit_eta_schedule_and_loss_normalisation():
-    r = mo.SkillIt(np.eye(2), eta=0.5, window=1, eta_schedule=True)
+    # loss0="first": L(0) is the first evaluation for good
+    r = mo.SkillIt(np.eye(2), eta=0.5, window=1, eta_schedule=True, loss0="first")
     # L(0) = [2, 2] (sum 4): eta_0 = 0.5 * 4 / 4; z = [1, 1] -> uniform
     assert r.update([2.0, 2.0]).tolist() == [0.5, 0.5]
     # L = [1, 0.5] (sum 1.5): eta = 0.5 * 4 / 1.5 = 4/3; z diff = 4/3 * 0.5 = 2/3
     assert r.update([1.0, 0.5])[0] == pytest.approx(sig(2 / 3), abs=1e-15)
-    n = mo.SkillIt(np.eye(2), eta=0.5, window=1, normalize_losses=True)
+    # default (reference code): the second evaluation replaces L(0), so eta = 0.5 * 1.5 / 1.5
+    d = mo.SkillIt(np.eye(2), eta=0.5, window=1, eta_schedule=True)
+    d.update([2.0, 2.0])
+    assert d.update([1.0, 0.5])[0] == pytest.approx(sig(0.25), abs=1e-15)
+    n = mo.SkillIt(np.eye(2), eta=0.5, window=1, normalize_losses=True, loss0="first")
     assert n.update([2.0, 4.0]).tolist() == [0.5, 0.5]  # L / L(0) = [1, 1]
     # [1, 4] / [2, 4] = [0.5, 1]; z = 0.5 * [0.5, 1]; diff -0.25
     assert n.update([1.0, 4.0])[0] == pytest.approx(sig(-0.25), abs=1e-15)
+    # default: L(0) = [1, 4] from the second evaluation on, [1, 4] / [1, 4] = [1, 1]
+    nd = mo.SkillIt(np.eye(2), eta=0.5, window=1, normalize_losses=True)
+    nd.update([2.0, 4.0])
+    assert nd.update([1.0, 4.0]).tolist() == [0.5, 0.5]
 
 
 def test_skillit_static_and_evals_per_update():

@@ -8,8 +8,12 @@ budgets, same model initialisation):
 * ``stratified``: uniform over skills (``mixopt.online.Stratified``);
 * ``curriculum``: skills in chain order, segment ``s`` of ``k`` uniform over skills ``0..s``
   (``mixopt.online.Schedule``);
-* ``skillit``: ``mixopt.online.SkillIt`` (eta 0.5, window 3), mixture updated from the held-out
-  per-skill validation losses every ``steps / rounds`` steps, with a skill graph that
+* ``skillit``: ``mixopt.online.SkillIt`` (eta 0.5, window 3 evaluations,
+  ``evals_per_update=20``): as in the paper's LEGO run (evaluate every 50 of the 1,000 steps of a
+  round, window the last 3 evaluations), the held-out per-skill validation losses are measured
+  ``evals_per_update`` times per round, at the start of the round and every
+  ``steps / rounds / evals_per_update`` steps after, and the mixture changes at the end of each
+  of the ``rounds`` rounds, with a skill graph that
   ``mixopt.skills.estimate(method="linear")`` reads from ablation runs mixopt trains here
   (``mixopt.skills.design(..., "linear")``: from a short stratified base run, train on each skill
   alone for ``ablation_steps`` and record every skill's validation loss before and after,
@@ -47,11 +51,13 @@ NATURAL = np.array([1, 1, 1, 3, 5], dtype=float)
 ARMS = ("random", "stratified", "curriculum", "skillit")
 DEFAULTS: dict[str, Any] = dict(
     n_layers=6, n_heads=4, d_model=32, length=32, steps=1500, batch=64, lr=1e-3,
-    warmup_frac=0.05, rounds=6, eta=0.5, window=3, base_steps=150, ablation_steps=150,
+    warmup_frac=0.05, rounds=6, eta=0.5, window=3, evals_per_update=20, base_steps=150,
+    ablation_steps=150,
     val_rows=128, test_rows=500, eval_every=200, graph="threshold", arms=ARMS,
     device="cpu")
 SMOKE: dict[str, Any] = dict(DEFAULTS, d_model=16, steps=12, batch=8, rounds=3, base_steps=4,
-                             ablation_steps=4, val_rows=16, test_rows=32, eval_every=6)
+                             ablation_steps=4, val_rows=16, test_rows=32, eval_every=6,
+                             evals_per_update=2)
 SKILLS = [f"var{i}" for i in range(K)]
 
 
@@ -110,7 +116,8 @@ def make_rule(arm: str, cfg: dict[str, Any], graph: Any = None) -> Any:
                    {SKILLS[i]: 1.0 / (s + 1) for i in range(s + 1)}) for s in range(K)]
         return O.Schedule(pieces, unit="step", skills=SKILLS)
     if arm == "skillit":
-        return O.SkillIt(graph, eta=cfg["eta"], window=cfg["window"])
+        return O.SkillIt(graph, eta=cfg["eta"], window=cfg["window"],
+                         evals_per_update=cfg["evals_per_update"])
     raise ValueError(f"unknown arm {arm!r}")
 
 
@@ -132,6 +139,15 @@ def run_seed(seed: int, cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     acc_rows: list[dict[str, Any]] = []
     mix_rows: list[dict[str, Any]] = []
     update_every = max(1, cfg["steps"] // cfg["rounds"])
+    per = cfg["evals_per_update"]
+    if per > update_every:
+        raise ValueError(f"evals_per_update={per} exceeds the {update_every} steps of a round")
+    eval_gap = update_every // per  # evaluations at offsets 0, gap, ..., (per - 1) gap
+
+    def evaluates(step: int) -> bool:
+        off = step % update_every
+        return off % eval_gap == 0 and off // eval_gap < per and step < cfg["steps"]
+
     for arm in cfg["arms"]:
         rule = make_rule(arm, cfg, graph)
         model = copy.deepcopy(init)
@@ -142,16 +158,15 @@ def run_seed(seed: int, cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         def next_batch(step: int, rule: Any = rule, model: Any = model, task: Any = task,
                        rng: Any = rng, state: dict = state, arm: str = arm) -> Any:
             if step % update_every == 0 or arm == "curriculum":
-                if arm == "curriculum":
-                    w = rule.weights_at(step)
-                elif arm == "skillit" and step > 0:
-                    w = rule.update(np.array([common.eval_loss(model, [v]) for v in val]))
-                else:
-                    w = rule.weights
+                w = rule.weights_at(step) if arm == "curriculum" else rule.weights
                 state["w"] = np.asarray(w, dtype=float)
                 if step % update_every == 0:
                     mix_rows.append(dict(arm=arm, seed=seed, step=step,
                                          **dict(zip(SKILLS, state["w"]))))
+            if arm == "skillit" and evaluates(step):
+                # the rule recomputes at the round's last evaluation; the new mixture applies
+                # from the next round's first step, as in the reference trainer
+                rule.update(np.array([common.eval_loss(model, [v]) for v in val]))
             task.set_weights(state["w"])
             return task.sample(rng, B, L)
 
@@ -212,7 +227,7 @@ def final(acc: pd.DataFrame) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
     p = common.parser(__doc__.splitlines()[0])
     for k in ("steps", "batch", "d_model", "n_layers", "rounds", "ablation_steps", "base_steps",
-              "eval_every"):
+              "eval_every", "evals_per_update", "window"):
         p.add_argument(f"--{k.replace('_', '-')}", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--eta", type=float, default=None)

@@ -21,9 +21,10 @@ arXiv 2601.21725), :class:`SkillIt` (Chen et al. 2023), :class:`DoReMi` (Xie et 
 
 A typical loop::
 
-    rule = mixopt.online.SkillIt(graph, eta=0.5, window=3)
-    for round in range(6):
-        train(model, mixture=rule.weights, steps=1000)
+    # the paper's LEGO cadence: evaluate every 50 steps, new mixture every 20 evaluations
+    rule = mixopt.online.SkillIt(graph, eta=0.5, window=3, evals_per_update=20)
+    for segment in range(120):
+        train(model, mixture=rule.weights, steps=50)
         rule.update(evaluate(model))          # one loss per evaluated skill
 
 Writing a new rule in 20 lines: subclass :class:`OnlineRule`, call ``_init_base`` with the

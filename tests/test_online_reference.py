@@ -153,3 +153,156 @@ def test_skillit_resumes_mid_round_exactly():
     b = mo.from_state_dict(a.state_dict())
     for L in seq[27:]:
         assert np.array_equal(a.update(L), b.update(L))
+
+
+# ----------------------------------------------------------------------------- DoReMi
+class RefDoReMi:
+    """sangmichaelxie/doremi ``doremi/trainer.py`` (DoReMiTrainer, ``doremiv1``) and the buffers
+    ``doremi/train.py`` registers: per-token clipping, absent domains keep their last score,
+    running average from the initial weights, loss reweighting at fixed sampling weights."""
+
+    def __init__(self, config_weights, eta, eps, vocab):
+        cfg = np.array(config_weights, dtype=float)
+        self.w = cfg / cfg.sum()
+        self.sampling = cfg  # the config's (unnormalised) training weights
+        self.avg = self.w.copy()
+        self.counter = 1
+        self.scores = np.ones(len(cfg)) * np.log(vocab)
+        self.eta, self.eps = eta, eps
+
+    def step(self, excess, mask, ids):
+        k = len(self.w)
+        new = []
+        for d in range(k):
+            rows = ids == d
+            if rows.sum() > 0:
+                new.append(np.clip(excess[rows][mask[rows]], 0, None).mean())
+            else:
+                new.append(self.scores[d])
+        self.scores = np.array(new)
+        logw = np.log(self.w) + self.eta * self.scores
+        logw = logw - np.log(np.exp(logw).sum())
+        self.w = (1 - self.eps) * np.exp(logw) + self.eps / k
+        self.counter += 1
+        self.avg = (self.avg * (self.counter - 1) + self.w) / self.counter
+
+    def loss(self, pertoken_loss, mask, ids):
+        lw = self.w / self.sampling
+        lw = lw / lw.sum()
+        cur = lw[ids][:, None] * np.ones_like(pertoken_loss) * mask
+        return (pertoken_loss * cur).sum() / max(cur.sum(), 1e-10)
+
+
+def _doremi_batches(n_rounds, k, seed, absent=()):
+    """Per-token excess losses (some below the reference), masks and row domains per round."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in range(n_rounds):
+        ids = rng.integers(0, k, 12)
+        for d, rounds in absent:
+            if t in rounds:
+                ids[ids == d] = (d + 1) % k
+        excess = rng.normal(0.3, 0.6, (12, 5)) * (1 + ids[:, None])  # mixed signs per token
+        mask = rng.uniform(size=(12, 5)) < 0.8
+        mask[:, 0] = True
+        out.append((excess, mask, ids))
+    return out
+
+
+def test_doremi_per_token_excess_equals_the_code():
+    k = 4
+    batches = _doremi_batches(7, k, 0, absent=[(2, {0, 1}), (3, {4})])
+    ref = RefDoReMi([0.4, 0.3, 0.2, 0.1], eta=1.0, eps=1e-3, vocab=50277)
+    rule = mo.DoReMi(np.zeros(k), initial_weights=[0.4, 0.3, 0.2, 0.1], average="code",
+                     initial_score=np.log(50277))
+    for excess, mask, ids in batches:
+        ref.step(excess, mask, ids)
+        _close(rule.update_tokens(excess, ids, mask), ref.w)
+        _close(rule.scores, ref.scores)
+    _close(rule.average_weights, ref.avg)
+    # the paper's average leaves alpha_0 out: 1/7 sum of alpha_1..alpha_7
+    paper = mo.DoReMi(np.zeros(k), initial_weights=[0.4, 0.3, 0.2, 0.1],
+                      initial_score=np.log(50277))
+    ws = [paper.update_tokens(e, i, m) for e, m, i in batches]
+    _close(paper.average_weights, np.mean(ws, axis=0))
+    assert np.abs(paper.average_weights - ref.avg).max() > 1e-3
+
+
+def test_doremi_clipping_per_token_differs_from_clipping_the_mean():
+    # domain 0's tokens: excess [2, -1] -> per token mean(max(., 0)) = 1; clip of mean = 0.5
+    excess = np.array([[2.0, -1.0], [0.0, 0.0]])
+    ids = np.array([0, 1])
+    r = mo.DoReMi([1.0, 1.0], smoothing=0.0)
+    r.update_tokens(excess, ids)
+    _close(r.scores, [1.0, 0.0])
+    m = mo.DoReMi([1.0, 1.0], smoothing=0.0)
+    m.update([1.5, 1.0])  # the same domain means: L - L_ref = [0.5, 0]
+    _close(m.scores, [0.5, 0.0])
+
+
+def test_doremi_mean_losses_equal_the_code_when_no_token_is_clipped():
+    # update(L) with per-domain means equals the code whenever a domain's tokens are all above
+    # (or all below) the reference; losses below reference give a zero score
+    k = 3
+    ref_losses = np.array([2.0, 2.5, 3.0])
+    rng = np.random.default_rng(1)
+    seq = ref_losses + rng.uniform(-0.5, 1.0, (6, k))
+    code = RefDoReMi(np.ones(k), eta=1.0, eps=0.2, vocab=100)
+    rule = mo.DoReMi(ref_losses, smoothing=0.2)
+    for L in seq:
+        excess = np.repeat((L - ref_losses)[:, None], 3, axis=1)  # 3 equal tokens per domain
+        code.step(excess, np.ones_like(excess, dtype=bool), np.arange(k))
+        _close(rule.update(L), code.w)
+        assert rule.weights.min() >= 0.2 / k - 1e-15  # the smoothing floor c / k binds
+    assert (seq < ref_losses).any()
+
+
+def test_doremi_equal_losses_only_smooth():
+    code = RefDoReMi([0.7, 0.2, 0.1], eta=1.0, eps=0.3, vocab=100)
+    rule = mo.DoReMi([1.0, 1.0, 1.0], smoothing=0.3, initial_weights=[0.7, 0.2, 0.1])
+    for _ in range(3):
+        code.step(np.zeros((3, 2)), np.ones((3, 2), dtype=bool), np.arange(3))
+        _close(rule.update([1.0, 1.0, 1.0]), code.w)
+
+
+def test_doremi_absent_domain_keeps_its_score_and_skip_departs():
+    # round 2: domain 1 absent (NaN): the code reuses its round-1 score 0.5
+    r = mo.DoReMi([1.0, 1.0], smoothing=0.0)
+    r.update([1.2, 1.5])
+    w = r.update([1.4, np.nan])
+    _close(r.scores, [0.4, 0.5])
+    # by hand: log alpha = eta * (sum of scores) = [0.2 + 0.4, 0.5 + 0.5]
+    z = np.array([0.6, 1.0])
+    _close(w, np.exp(z) / np.exp(z).sum())
+    s = mo.DoReMi([1.0, 1.0], smoothing=0.0, nan_policy="skip")
+    s.update([1.2, 1.5])
+    with pytest.warns(RuntimeWarning, match="skipped"):
+        assert np.abs(s.update([1.4, np.nan]) - w).max() > 0.01
+
+
+def test_doremi_reweight_mode_equals_the_code_loss():
+    k = 3
+    cfg = np.array([0.5, 0.3, 0.2])
+    batches = _doremi_batches(5, k, 2)
+    code = RefDoReMi(cfg, eta=1.0, eps=1e-3, vocab=1000)
+    rule = mo.DoReMi(np.zeros(k), initial_weights=cfg, mode="reweight", initial_score=np.log(1000))
+    rng = np.random.default_rng(3)
+    for excess, mask, ids in batches:
+        code.step(excess, mask, ids)
+        w = rule.update_tokens(excess, ids, mask)
+        _close(w, cfg)  # sampling stays at the configured weights
+        _close(rule.domain_weights, code.w)
+        tok = rng.uniform(1, 4, excess.shape)
+        f = rule.loss_weights[ids][:, None] * mask
+        assert (tok * f).sum() / f.sum() == pytest.approx(code.loss(tok, mask, ids), abs=TOL)
+    assert mo.DoReMi(np.zeros(k)).loss_weights is None
+    # through a wrapper too, and it resumes exactly
+    wrapped = mo.Floor(mo.DoReMi(np.zeros(k), initial_weights=cfg, mode="reweight"), 0.1)
+    for excess, mask, ids in batches[:3]:
+        wrapped.update_tokens(excess, ids, mask)
+    again = mo.from_state_dict(wrapped.state_dict())
+    _close(again.loss_weights, wrapped.loss_weights)
+    for excess, mask, ids in batches[3:]:
+        assert np.array_equal(wrapped.update_tokens(excess, ids, mask),
+                              again.update_tokens(excess, ids, mask))
+        assert np.array_equal(wrapped.loss_weights, again.loss_weights)

@@ -257,6 +257,14 @@ class OnlineRule:
         """Steps to train on ``.weights`` before the next ``update`` (``update_interval``)."""
         return self.update_interval
 
+    @property
+    def loss_weights(self) -> np.ndarray | None:
+        """Per-domain factors to multiply into each token's training loss, or None (no loss
+        reweighting: the mixture acts through sampling only). Set by rules that train by
+        reweighting the loss, e.g. ``DoReMi(..., mode="reweight")``; the loss is then
+        ``sum(l * f[domain] * mask) / sum(f[domain] * mask)`` over the batch's tokens."""
+        return None
+
     def update(self, losses: Any, **kwargs: Any) -> np.ndarray:
         """Record one evaluation round's losses and return the new mixture.
 

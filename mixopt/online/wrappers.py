@@ -47,6 +47,15 @@ class Wrapper(OnlineRule):
     def segment_steps(self) -> int | None:
         return self.inner.segment_steps
 
+    @property
+    def loss_weights(self) -> np.ndarray | None:  # type: ignore[override]
+        return self.inner.loss_weights
+
+    def update_tokens(self, excess: Any, domain_ids: Any, mask: Any = None) -> np.ndarray:
+        """Per-token update of an inner rule that has ``token_scores`` (DoReMi), through this
+        wrapper."""
+        return self.update(self.token_scores(excess, domain_ids, mask), scores=True)
+
     def _start(self) -> None:
         self._w = self._transform(self.inner.weights, first=True)
 

@@ -3,7 +3,10 @@
 * :class:`MixtureSampler`: deterministic, resumable, distributed stream of ``(domain, index)``
   following mixture weights that may change at any time (low-discrepancy allocation).
 * :class:`MixtureDataset`: a torch ``IterableDataset`` over map-style datasets and procedural
-  tasks, exact with several DataLoader workers and ranks.
+  tasks, exact with several DataLoader workers and ranks; :class:`MixtureLoader`
+  (``ds.loader(...)``) keeps it exact under workers, prefetching and frameworks that read ahead
+  (state = what was consumed). Framework callbacks: :mod:`mixopt.train.hf` (HF Trainer),
+  :mod:`mixopt.train.lightning` (Lightning).
 * :class:`MixtureController`: calls an evaluation, an online rule (``mixopt.online``) and sets the
   sampler's weights on every rank; :class:`Evaluator` for held-out per-skill losses.
 * :func:`transfer` / :func:`assemble`: procedural warm-up weight transfer (arXiv 2601.21725).
@@ -25,6 +28,7 @@ from mixopt.train.ablations import AblationResult, heldout_batches, run_ablation
 from mixopt.train.controller import MixtureController
 from mixopt.train.dataset import MixtureDataset
 from mixopt.train.evaluate import Evaluator, masked_accuracy, masked_lm_loss
+from mixopt.train.loader import MixtureLoader
 from mixopt.train.loop import lr_factor, make_optimizer, train_steps
 from mixopt.train.models import TinyGPT
 from mixopt.train.sampler import MixtureSampler
@@ -33,6 +37,7 @@ from mixopt.train.transfer import PRESETS, TransferReport, assemble, classify, t
 __all__ = [
     "MixtureSampler",
     "MixtureDataset",
+    "MixtureLoader",
     "MixtureController",
     "Evaluator",
     "masked_lm_loss",

@@ -42,6 +42,20 @@ def _dist() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
+def _domains(sampler: Any) -> int | None:
+    inner = getattr(sampler, "sampler", sampler)
+    k = getattr(inner, "k", None)
+    return int(k) if isinstance(k, int) else None
+
+
+def _describe(sampler: Any) -> str:
+    names = getattr(sampler, "names", None)
+    if names is not None:
+        return f"the {type(sampler).__name__} (sources {list(names)})"
+    sizes = getattr(sampler, "sizes", None)
+    return f"the {type(sampler).__name__}" + (f" (sizes {list(sizes)})" if sizes else "")
+
+
 class MixtureController:
     """Connect an online rule, a sampler and an evaluation callable.
 
@@ -72,6 +86,12 @@ class MixtureController:
             if not hasattr(sampler, attr):
                 raise MixtureError(f"sampler must have .{attr} (a MixtureSampler or "
                                    "MixtureDataset)")
+        k_rule = len(np.asarray(rule.weights))
+        k_data = _domains(sampler)
+        if k_data is not None and k_rule != k_data:
+            raise MixtureError(
+                f"{type(rule).__name__} has {k_rule} domains (weights of length {k_rule}) but "
+                f"{_describe(sampler)} has {k_data}: the rule needs one weight per source")
         self.needs_eval = bool(getattr(rule, "needs_eval", True))
         if self.needs_eval and evaluate is None:
             raise MixtureError(f"{type(rule).__name__} needs evaluate= (a callable returning one "

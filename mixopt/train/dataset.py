@@ -17,20 +17,32 @@ output does not depend on the number of workers.
 
 How weight changes reach the data
 ---------------------------------
-* ``num_workers=0``: iterating the dataset uses its sampler directly; ``set_weights`` (or a
+* In one process (``iter(ds)``, or ``DataLoader(ds, batch_size=None, num_workers=0)`` in a plain
+  loop): the dataset uses its sampler directly; ``set_weights`` (or a
   :class:`~mixopt.train.MixtureController`) takes effect at the next block.
-* ``num_workers>0``: each worker holds a copy of the sampler made when the loader's iterator
-  starts, and keeps prefetching (``prefetch_factor`` batches per worker) with those weights, so
-  changes made while an iterator runs do not reach it. Use segments: ``ds.take(n)`` returns a
-  dataset of the next ``n`` blocks from the current state and advances this dataset past them;
-  build a loader over each segment (one per controller update). The stream is then exact and
-  deterministic; the cost is a worker start-up per segment (use ``persistent_workers=False``).
+* With DataLoader workers, prefetching or a framework that reads ahead: iterate
+  ``ds.loader(num_workers=..., ...)`` (a :class:`~mixopt.train.loader.MixtureLoader`). Weight
+  changes reach the workers through shared memory, prefetched batches built under old weights are
+  rebuilt when consumed, persistent workers follow, and ``state_dict`` is the position of the
+  last *consumed* batch (each batch carries its stream position; see :mod:`mixopt.train.loader`).
+  A plain ``DataLoader(ds, num_workers>0)`` over a live dataset cannot do this (its workers hold
+  frozen copies) and raises :class:`~mixopt.errors.MixtureError`.
+* Segments: ``ds.take(n)`` returns a frozen dataset of the next ``n`` blocks from the current
+  state and advances this dataset past them; any DataLoader over it gives the single-process
+  stream. A segment is one pass: re-iterating it in a persistent worker raises (it would replay).
+
+Sources
+-------
+Mapping items have their list and numpy values turned into tensors, so a ``datasets.Dataset`` in
+its default (python) format collates into batch tensors; a ``datasets.Dataset`` is also switched
+to torch format. Stream sources (``datasets.IterableDataset``) are described in
+:mod:`mixopt.train.hf`.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +51,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from torch.utils.data._utils.collate import default_collate
 
 from mixopt.errors import MixtureError
+from mixopt.train.loader import MAX_AHEAD, TAG, Feed, MixtureLoader
 from mixopt.train.sampler import MixtureSampler
 
 __all__ = ["MixtureDataset", "is_procedural"]
@@ -47,6 +60,27 @@ __all__ = ["MixtureDataset", "is_procedural"]
 def is_procedural(source: Any) -> bool:
     """A procedural task: has ``sample`` and no ``__getitem__``."""
     return callable(getattr(source, "sample", None)) and not hasattr(source, "__getitem__")
+
+
+def _as_torch_format(source: Any) -> Any:
+    """A ``datasets.Dataset`` in torch format (duck-typed: no import of ``datasets`` here)."""
+    fmt = getattr(source, "format", None)
+    if (callable(getattr(source, "with_format", None)) and hasattr(source, "column_names")
+            and isinstance(fmt, Mapping) and fmt.get("type") is None):
+        return source.with_format("torch")
+    return source
+
+
+def _as_tensor(value: Any) -> Any:
+    """Lists and arrays of numbers become tensors (so batches collate into one tensor)."""
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return torch.as_tensor(np.array(value))
+    if isinstance(value, list | tuple) and value:
+        try:
+            return torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError):
+            return value
+    return value
 
 
 def _dist_rank_world() -> tuple[int, int]:
@@ -94,6 +128,7 @@ class MixtureDataset(IterableDataset):
             raise MixtureError(f"sources must be a list or a mapping of sources, got {sources!r}")
         if not self.sources:
             raise MixtureError("sources is empty")
+        self.sources = [_as_torch_format(src) for src in self.sources]
         sizes: list[int | None] = []
         for name, src in zip(self.names, self.sources):
             if is_procedural(src):
@@ -120,13 +155,101 @@ class MixtureDataset(IterableDataset):
         else:
             rank, world = _dist_rank_world()
             sampler = MixtureSampler(sizes, sampler, seed=seed, rank=rank, world_size=world)
-        self.sampler = sampler
+        self._sampler = sampler
         self.seed = int(seed)
         self.length = length
         self.batch_size = batch_size
         self.transform = transform
         self._limit: int | None = None  # blocks, for segments
         self._live = True
+        self._passes = 0  # passes over a segment in this process (workers refuse a replay)
+        # consumption accounting for MixtureLoader (see mixopt.train.loader)
+        self.commit = "next"
+        self.repaired = 0  # batches rebuilt at consumption (prefetched under older weights)
+        self._feed: Feed | None = None
+        self._gen = 0
+        self._pass = 0
+        self._slot = 0  # batches consumed in the current pass
+        self._msl = 0  # batch of the current pass at which self._sampler stands
+        self._delivered = 0
+
+    # ------------------------------------------------------------------ authority / feed
+    @property
+    def sampler(self) -> MixtureSampler:
+        """The sampler, standing at the last consumed batch."""
+        self._sync_feed()
+        return self._sampler
+
+    @sampler.setter
+    def sampler(self, value: MixtureSampler) -> None:
+        self._sampler = value
+
+    def _sync_feed(self) -> None:
+        if self._feed is not None and self._msl < self._slot:
+            self._sampler.skip((self._slot - self._msl) * self.block)
+            self._msl = self._slot
+
+    def _ensure_feed(self) -> Feed:
+        if self._feed is None:
+            self._feed = Feed(self._sampler.k)
+            self._publish()
+        return self._feed
+
+    def _publish(self) -> None:
+        if self._feed is not None:
+            self._sync_feed()
+            self._gen = self._feed.publish(self._pass, self._slot, self._sampler)
+
+    def _begin_pass(self) -> None:
+        self._ensure_feed()
+        self._sync_feed()
+        self._pass += 1
+        self._slot = self._msl = self._delivered = 0
+        self._publish()
+
+    def _deliver(self) -> None:
+        self._delivered += 1
+        if self._delivered - self._slot > MAX_AHEAD:
+            raise MixtureError(
+                f"{self._delivered - self._slot} batches were handed out but not consumed: with "
+                "commit='manual' call dataset.consume(batch) when a batch is used (the mixopt "
+                "Lightning callback does), or use commit='next'")
+
+    def consume(self, batch: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        """Commit ``batch`` (from :meth:`loader`) as trained on; returns it without its tag.
+
+        A batch built before the last weight change or state load is rebuilt in place (tensors
+        keep their device), so the loop trains on the batch this position should have. Batches
+        must be consumed once each, in order.
+        """
+        if not isinstance(batch, MutableMapping) or TAG not in batch:
+            raise MixtureError(f"consume() needs a batch from this dataset's loader (a dict with "
+                               f"{TAG!r}), got {type(batch).__name__}")
+        tag = batch.pop(TAG)
+        p, j, g = (int(x) for x in (tag.tolist() if torch.is_tensor(tag) else tag))
+        if p != self._pass or j != self._slot:
+            raise MixtureError(f"consume() got batch {j} of pass {p}, expected batch {self._slot} "
+                               f"of pass {self._pass}: consume each batch once, in order")
+        if g != self._gen:
+            self._sync_feed()
+            doms, idx = self._sampler.next_batch(self.block)
+            self._msl += 1
+            fresh = self._emit(doms, idx)
+            for key, value in fresh.items():
+                old = batch.get(key)
+                if torch.is_tensor(value) and torch.is_tensor(old):
+                    value = value.to(old.device)
+                batch[key] = value
+            self.repaired += 1
+        self._slot += 1
+        self._delivered = max(self._delivered, self._slot)
+        return batch
+
+    def loader(self, *, num_workers: int = 0, commit: str | None = None,
+               **dataloader_kwargs: Any) -> MixtureLoader:
+        """A :class:`~mixopt.train.loader.MixtureLoader` over this dataset: exact with workers,
+        prefetching and persistent workers (keyword arguments go to the DataLoader)."""
+        return MixtureLoader(self, num_workers=num_workers, commit=commit, **dataloader_kwargs)
 
     # ------------------------------------------------------------------ mixture control
     @property
@@ -134,16 +257,35 @@ class MixtureDataset(IterableDataset):
         return self.sampler.weights
 
     def set_weights(self, weights: Any) -> None:
-        """Change the mixture from the next block on (see the module docstring for workers)."""
+        """Change the mixture from the next block on (the next *consumed* batch with a
+        :meth:`loader`, whatever its workers have prefetched)."""
+        before = self._sampler.weights
         self.sampler.set_weights(weights)
+        if not np.array_equal(before, self._sampler.weights):
+            self._publish()
 
     def state_dict(self) -> dict[str, Any]:
+        """The stream position after the last consumed batch (JSON types)."""
         return {"sampler": self.sampler.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (saved at any world size: see the sampler's elastic
+        resume); a running loader continues from it at its next batch."""
         if not isinstance(state, Mapping) or "sampler" not in state:
             raise MixtureError("bad MixtureDataset state_dict: needs a 'sampler' entry")
-        self.sampler.load_state_dict(state["sampler"])
+        self._sync_feed()
+        self._sampler.load_state_dict(state["sampler"])
+        self._publish()
+
+    def reshard(self, rank: int, world_size: int) -> None:
+        """Take rank ``rank`` of ``world_size`` from the current global position on (elastic)."""
+        s = self.sampler
+        if (s.rank, s.world_size) == (rank, world_size):
+            return
+        new = MixtureSampler(s.sizes, s.weights, seed=s.seed, rank=rank, world_size=world_size)
+        new.load_state_dict(s.state_dict())
+        self._sampler = new
+        self._publish()
 
     @property
     def block(self) -> int:
@@ -155,8 +297,8 @@ class MixtureDataset(IterableDataset):
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
             raise MixtureError(f"n must be a non-negative integer, got {n!r}")
         seg = copy.copy(self)
-        seg.sampler = self._copy_sampler()
-        seg._limit, seg._live = int(n), False
+        seg._sampler = self._copy_sampler()
+        seg._feed, seg._limit, seg._live = None, int(n), False
         self.sampler.skip(int(n) * self.block)
         return seg
 
@@ -186,7 +328,8 @@ class MixtureDataset(IterableDataset):
                 out["skill"] = int(skill[0])
         else:
             raw = src[int(index)]
-            out = dict(raw) if isinstance(raw, Mapping) else {"data": raw}
+            out = ({k: _as_tensor(v) for k, v in raw.items()} if isinstance(raw, Mapping)
+                   else {"data": raw})
         out["domain"] = int(domain)
         out["index"] = int(index)
         return self.transform(out) if self.transform is not None else out
@@ -198,6 +341,19 @@ class MixtureDataset(IterableDataset):
     def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
         wid, nw = (0, 1) if info is None else (info.id, info.num_workers)
+        if info is not None and self._live:
+            raise MixtureError(
+                "a live MixtureDataset in a plain DataLoader with workers would keep its initial "
+                "weights and checkpoint position 0 (each worker holds a frozen copy): iterate "
+                "ds.loader(num_workers=N, ...) instead (exact, follows set_weights, persistent "
+                "workers too), or DataLoaders over ds.take(n) segments")
+        if info is not None:
+            self._passes += 1
+            if self._passes > 1:
+                raise MixtureError(
+                    "a take() segment is one pass of the stream; a second pass in a persistent "
+                    "worker would replay it: build one DataLoader per segment, or iterate "
+                    "ds.loader(num_workers=N, persistent_workers=True), which follows the stream")
         sampler = self.sampler if (self._live and info is None) else self._copy_sampler()
         block = self.block
         b = 0

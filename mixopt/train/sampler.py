@@ -41,10 +41,16 @@ size ``None`` is endless (procedural data): its ``p``-th draw has index ``p``.
 Distributed
 -----------
 All ranks compute the same global stream; rank ``r`` of ``W`` takes global positions
-``g = j W + r``. Ranks must draw equally many items between weight changes (as in data-parallel
+``g = g0 + j W + r`` (``g0``: the global position where this sampler's share began, 0 for a fresh
+sampler). Ranks must draw equally many items between weight changes (as in data-parallel
 training with equal per-rank batches) and call :meth:`set_weights` with the same weights (the
 controller broadcasts them). The global state is identical on every rank, so one rank's
 ``state_dict`` restores all ranks.
+
+Elastic resume. The state is global (credits, counts and the global position do not depend on
+the number of ranks), so a state saved at world size ``W`` loads into a sampler of another world
+size ``W'``: from the saved global position ``g0`` on, rank ``r'`` takes ``g0 + j W' + r'``, and
+the ranks together draw exactly the global stream the uninterrupted run would have drawn.
 """
 
 from __future__ import annotations
@@ -134,7 +140,7 @@ class MixtureSampler:
 
     @property
     def position(self) -> int:
-        """Draws this rank has taken so far."""
+        """Global draws so far divided by ``world_size`` (this rank's draws since the start)."""
         self._sync()
         return self._position // self.world_size
 
@@ -326,7 +332,8 @@ class MixtureSampler:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` output (from any rank of the same ``world_size``)."""
+        """Restore :meth:`state_dict` output, from any rank and any world size (elastic: this
+        sampler's rank continues the saved global stream at its own world size)."""
         if not isinstance(state, Mapping):
             raise MixtureError(f"state_dict must be a mapping, got {type(state).__name__}")
         need = ("sizes", "seed", "world_size", "weights", "anchor_credits", "since_anchor",
@@ -334,8 +341,7 @@ class MixtureSampler:
         missing = [key for key in need if key not in state]
         if missing:
             raise MixtureError(f"bad sampler state_dict: missing key(s) {missing}")
-        for key, mine in (("sizes", self.sizes), ("seed", self.seed),
-                          ("world_size", self.world_size)):
+        for key, mine in (("sizes", self.sizes), ("seed", self.seed)):
             theirs = list(state[key]) if key == "sizes" else state[key]
             if theirs != mine:
                 raise MixtureError(
@@ -353,6 +359,23 @@ class MixtureSampler:
         self._c0, self._cnt, self._drawn = c0, cnt, drawn
         self._t = int(state["since_anchor"])
         self._position = int(state["position"])
+
+    # ------------------------------------------------------------------ raw state (feeds)
+    def _export(self) -> tuple[np.ndarray, np.ndarray]:
+        """Global state as one int64 and one float64 array (for shared-memory feeds)."""
+        self._sync()
+        ints = np.concatenate([[self._t, self._position], self._cnt, self._drawn]).astype(np.int64)
+        return ints, np.concatenate([self._w, self._c0])
+
+    def _import(self, ints: np.ndarray, floats: np.ndarray) -> None:
+        """Inverse of :meth:`_export` (no validation: the arrays come from a sampler)."""
+        k = self.k
+        self._clear_buffer()
+        self._t, self._position = int(ints[0]), int(ints[1])
+        self._cnt = np.array(ints[2:2 + k], dtype=np.int64)
+        self._drawn = np.array(ints[2 + k:2 + 2 * k], dtype=np.int64)
+        self._w = np.array(floats[:k], dtype=np.float64)
+        self._c0 = np.array(floats[k:2 * k], dtype=np.float64)
 
     def __repr__(self) -> str:
         w = ", ".join(f"{x:.3f}" for x in self._w[:8])

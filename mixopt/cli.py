@@ -17,6 +17,7 @@ from mixopt.errors import MixoptError
 _COMMANDS = {
     "demo": ("mixopt.demo", "fit the bundled ladder and plan a few budgets"),
     "plan": ("mixopt.plan.command", "plan a compute budget from saved fits"),
+    "mixture": ("mixopt.mixture.command", "design proxy swarms and optimise a data mixture"),
 }
 
 

@@ -306,3 +306,112 @@ def test_doremi_reweight_mode_equals_the_code_loss():
         assert np.array_equal(wrapped.update_tokens(excess, ids, mask),
                               again.update_tokens(excess, ids, mask))
         assert np.array_equal(wrapped.loss_weights, again.loss_weights)
+
+
+# ----------------------------------------------------------------------------- ODM
+class RefODM:
+    """alon-albalak/online-data-mixing ``megatron/data/data_sampling_utils.py``:
+    ``Exp3WeightUpdater`` / ``SmoothedMeanWeightUpdater.group_update`` behind
+    ``DynamicDataSamplingWeight`` and its ``UpdateScheduler`` (iteration > warm-up and a
+    multiple of the update frequency)."""
+
+    def __init__(self, weights, method="exp3", warmup=2000, freq=1, smoothing=0.9):
+        w = np.array(weights, dtype=float)
+        self.K = len(w)
+        self.probs = w / w.sum()
+        self.R = np.zeros(self.K)
+        self.eps = 1 / self.K
+        self.method, self.warmup, self.freq, self.a = method, warmup, freq, smoothing
+
+    def iteration(self, it, rewards):
+        """``rewards``: {domain index: loss} of the iteration's batch(es)."""
+        if not (it > self.warmup and it % self.freq == 0):
+            return self.probs
+        prev = self.eps
+        self.eps = min(1 / self.K, np.sqrt(np.log(self.K) / (self.K * it)))
+        for d, r in rewards.items():
+            if self.method == "exp3":
+                self.R[d] += (r / 10) / self.probs[d]
+            else:
+                self.R[d] = self.a * self.R[d] + (1 - self.a) * np.exp(r)
+        if self.method == "exp3":
+            total = sum(np.exp(r * prev) for r in self.R)
+            w = np.exp(self.R * prev) * ((1 - self.K * self.eps) / total) + self.eps
+        else:
+            total = sum(r * prev for r in self.R)
+            w = self.R * prev * ((1 - self.K * self.eps) / total) + self.eps
+        self.probs = w / w.sum()
+        return self.probs
+
+
+def _odm_stream(n_iters, K, seed, per_iter=1):
+    """Per iteration: the sampled domain(s) and their training losses (falling, noisy)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for it in range(1, n_iters + 1):
+        doms = rng.choice(K, size=per_iter, replace=False)
+        out.append({int(d): float(2.0 + d * 0.3 + 3.0 / np.sqrt(it) + rng.uniform(0, 0.2))
+                    for d in doms})
+    return out
+
+
+def _odm_losses(K, rewards):
+    L = np.full(K, np.nan)
+    for d, r in rewards.items():
+        L[d] = r
+    return L
+
+
+@pytest.mark.parametrize("method", ["exp3", "smoothed_mean"])
+@pytest.mark.parametrize("warmup,freq,per_iter", [(2000, 1, 1), (10, 3, 2), (0, 1, 3)])
+def test_odm_equals_the_code(method, warmup, freq, per_iter):
+    K = 5
+    init = [0.4, 0.1, 0.2, 0.2, 0.1]
+    stream = _odm_stream(warmup + 14 * freq, K, 0, per_iter)
+    ref = RefODM(init, method, warmup, freq)
+    rule = mo.ODM(K, method=method, warmup_steps=warmup, steps_per_update=freq,
+                  initial_weights=init)
+    _close(rule.weights, ref.probs)
+    for it, rewards in enumerate(stream, start=1):
+        probs = ref.iteration(it, rewards)
+        if it > warmup and it % freq == 0:
+            _close(rule.update(_odm_losses(K, rewards)), probs)
+            assert rule.t == it
+    assert rule.rounds == 14
+
+
+def test_odm_iteration_passed_by_the_caller():
+    # updates at irregular iterations: step= gives the code's clock
+    K = 4
+    stream = _odm_stream(60, K, 1, 2)
+    ref = RefODM(np.ones(K), "exp3", warmup=0, freq=1)
+    rule = mo.ODM(K)
+    for it in (3, 7, 8, 20, 41, 60):
+        _close(rule.update(_odm_losses(K, stream[it - 1]), step=it),
+               ref.iteration(it, stream[it - 1]))
+
+
+def test_odm_counting_updates_stays_uniform_for_k_ln_k_updates():
+    # the departing clock (warmup 0, one step per update): eps_t = 1/K for t <= K ln K = 68.0
+    K = 22
+    rule = mo.ODM(K, warmup_steps=0, reward_scale=1.0)
+    stream = _odm_stream(70, K, 2)
+    ws = [rule.update(_odm_losses(K, r)) for r in stream]
+    assert all(np.abs(w - 1 / K).max() < 1e-15 for w in ws[:68])
+    assert np.abs(ws[68] - 1 / K).max() > 1e-6
+    # the code's clock (2,000 warm-up iterations) moves from the first update on
+    code = mo.ODM(K)
+    assert np.abs(code.update(_odm_losses(K, stream[0])) - 1 / K).max() > 1e-4
+
+
+def test_odm_equal_losses_and_no_observation():
+    K = 3
+    ref = RefODM(np.ones(K), "exp3", warmup=0)
+    rule = mo.ODM(K, warmup_steps=0)
+    for it in range(1, 6):  # every domain observed with the same loss
+        rewards = {0: 2.0, 1: 2.0, 2: 2.0}
+        _close(rule.update([2.0, 2.0, 2.0]), ref.iteration(it, rewards))
+    _close(rule.weights, np.full(K, 1 / K))
+    R = rule.rewards.copy()
+    _close(rule.update([np.nan] * K), ref.iteration(6, {}))
+    assert np.array_equal(rule.rewards, R)

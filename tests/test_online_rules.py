@@ -166,7 +166,7 @@ def test_doremi_negative_excess_only_smooths():
 
 # ----------------------------------------------------------------------------- ODM
 def test_odm_exp3_with_unobserved_domains():
-    r = mo.ODM(2)
+    r = mo.ODM(2, reward_scale=1.0, warmup_steps=0)  # counts updates, unscaled rewards
     # t = 1: eps_1 = min(1/2, sqrt(ln 2 / 2)) = 1/2 -> (1 - 2 eps) = 0: uniform
     # domain 1 unobserved (NaN): R = [1 / 0.5, 0] = [2, 0]
     assert r.update([1.0, np.nan]).tolist() == [0.5, 0.5]

@@ -584,14 +584,18 @@ def _farthest(w: np.ndarray, existing: np.ndarray, n_runs: int,
               min_distance: float) -> np.ndarray:
     """Greedy farthest-point (max-min L1) selection of ``n_runs`` rows of ``w`` against
     ``existing`` and the rows already chosen."""
+    from scipy.spatial.distance import cdist
+
     d = np.full(len(w), np.inf)
-    for row in existing:
-        np.minimum(d, np.abs(w - row).sum(axis=1), out=d)
+    if len(existing):
+        block = max(1, 2**22 // len(existing))
+        for i in range(0, len(w), block):
+            d[i:i + block] = cdist(w[i:i + block], existing, "cityblock").min(axis=1)
     chosen: list[int] = []
     for _ in range(min(n_runs, len(w))):
         j = int(np.argmax(d))
         if not d[j] > 0 or d[j] < min_distance:
             break
         chosen.append(j)
-        np.minimum(d, np.abs(w - w[j]).sum(axis=1), out=d)
+        np.minimum(d, cdist(w, w[j:j + 1], "cityblock")[:, 0], out=d)
     return np.asarray(chosen, dtype=np.intp)

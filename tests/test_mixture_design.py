@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from mixopt.errors import InfeasiblePlanError, MixtureError
@@ -57,6 +59,40 @@ def test_rows_on_simplex_and_grid():
     nz = w[w > 0]
     assert nz.min() >= 2e-4 - 1e-15
     assert len(np.unique(w, axis=0)) == 64
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    tokens=st.lists(st.floats(1e-3, 1e3), min_size=2, max_size=8),
+    temperature=st.floats(0.0, 1.5),
+    cap_frac=st.floats(0.01, 1.0),
+    grid=st.sampled_from([None, 2e-4, 1e-3, 0.01]),
+    min_weight=st.sampled_from([0.0, 2e-4, 2e-3]),
+    seed=st.integers(0, 2**31),
+)
+def test_every_row_feasible_property(tokens, temperature, cap_frac, grid, min_weight, seed):
+    prior = {f"d{i}": t for i, t in enumerate(tokens)}
+    share = np.asarray(tokens) / sum(tokens)
+    cap = {"d0": cap_frac}  # one capped domain
+    upper = np.minimum(15 * share, 1.0)
+    upper[0] = min(upper[0], cap_frac)
+    try:
+        s = design(prior, 4, seed=seed, temperature=temperature, round_to=grid,
+                   min_weight=min_weight, caps=cap, oversample=50)
+    except InfeasiblePlanError:  # only when the bounds cannot add up to 1 (on the grid)
+        units = 1 / grid if grid else None
+        assert upper.sum() < 1 or (units and np.floor(upper * units + 1e-9).sum() < units)
+        return
+    except MixtureError as exc:  # too few distinct candidates is a legitimate answer
+        assert "found only" in str(exc)
+        return
+    w = s.to_numpy()
+    assert np.all(w >= 0) and np.max(np.abs(w.sum(axis=1) - 1)) <= 1e-12
+    assert np.all(w <= upper + 1e-12)
+    assert np.all((w == 0) | (w >= min_weight - 1e-12))
+    if grid is not None:
+        assert np.allclose(w / grid, np.rint(w / grid), atol=1e-7)
+    assert len(np.unique(w, axis=0)) == 4
 
 
 def test_coarse_grid_residual_goes_to_largest_weight():

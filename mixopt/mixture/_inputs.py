@@ -66,9 +66,11 @@ def _numeric(frame: pd.DataFrame, what: str) -> pd.DataFrame:
         vals = pd.to_numeric(s, errors="coerce")
         if vals.isna().any():
             i = int(np.flatnonzero(vals.isna().to_numpy())[0])
+            v = s.iloc[i]
+            v = v.item() if isinstance(v, np.generic) else v
             raise DataError(
                 f"column {col!r} of the {what} has a missing or non-numeric value "
-                f"{s.iloc[i]!r} at run {frame.index[i]!r}"
+                f"{v!r} at run {frame.index[i]!r}"
             )
         frame[col] = vals.astype(float)
     return frame

@@ -196,9 +196,11 @@ def _solve_convex(model: MixtureModel, lo: np.ndarray, hi: np.ndarray, kl: float
     cons = [x >= lo, x <= hi, cp.sum(x) == 1]
     prob = cp.Problem(cp.Minimize(obj), cons)
     status, msg = 2, "no solver ran"
+    settings = {"CLARABEL": {"tol_gap_abs": 1e-11, "tol_gap_rel": 1e-11, "tol_feas": 1e-11},
+                "SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9}}
     for solver in ("CLARABEL", "SCS"):
         try:
-            prob.solve(solver=solver)
+            prob.solve(solver=solver, **settings[solver])
         except (cp.error.SolverError, ValueError) as exc:
             status, msg = 2, f"{solver} failed: {exc}"
             continue

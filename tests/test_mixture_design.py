@@ -474,6 +474,7 @@ def test_bad_prior(prior, match):
     (dict(existing=np.ones((2, 6)) / 6), "DataFrame"),
     (dict(oversample=0), "oversample"),
     (dict(min_distance=-1.0), "min_distance"),
+    (dict(n_runs=10**6), "lower oversample"),
 ])
 def test_bad_options(kw, match):
     args = dict(n_runs=2, seed=0) | kw

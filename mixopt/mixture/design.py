@@ -65,6 +65,7 @@ DEFAULT_CONCENTRATIONS: tuple[float, ...] = tuple(
 
 _TOL = 1e-12
 _ROW_SUM_TOL = 1e-2  # existing / written swarms: rows may carry published rounding (RegMix +-0.4%)
+_MAX_CELLS = 2**26  # candidate weights held at once (several float64 arrays of this size)
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
@@ -394,6 +395,10 @@ def design(prior: Mapping[str, float] | pd.Series, n_runs: int, *,
     rng = _rng(seed)
 
     n_cand = n_runs * oversample
+    if n_cand * len(domains) > _MAX_CELLS:
+        raise MixtureError(
+            f"n_runs * oversample * domains = {n_runs} * {oversample} * {len(domains)} candidate "
+            f"weights exceed {_MAX_CELLS:,} (memory); lower oversample")
     raw = _draw(rng, share.to_numpy(), temperature, conc, group_cols, n_cand)
     w, keys, ok = _postprocess(raw, min_weight, units)
     ok &= np.all(w <= upper + _TOL, axis=1)

@@ -415,3 +415,138 @@ def test_odm_equal_losses_and_no_observation():
     R = rule.rewards.copy()
     _close(rule.update([np.nan] * K), ref.iteration(6, {}))
     assert np.array_equal(rule.rewards, R)
+
+
+# ----------------------------------------------------------------------------- Aioli
+A_ENV = np.array([[0.30, 0.05, -0.04], [0.02, 0.20, 0.06], [-0.03, 0.04, 0.25]])  # eval x train
+
+
+def _env_step(L, L0, x, steps, rnd):
+    """A loss drop that is not linear in the mixture history: it shrinks as the loss falls and
+    the interaction matrix drifts with the round (so rounds estimate different A)."""
+    A = A_ENV * (1.0 + 0.3 * np.sin(rnd))
+    return L - steps * (A @ x) * (L / L0)
+
+
+def ref_aioli(k, rounds, seed, eta, lp_rounds, lp_steps, f, ema, update_steps, normalize=True,
+              diagonal=False, prior=None, prior_steps=0):
+    """HazyResearch/aioli ``trainer/aioli_trainer.py`` (AioliTrainer.train and
+    learn_params_subroutine) on the environment above; the probe orders come from a Generator
+    seeded like the rule's (the code draws them from numpy's global state)."""
+    rng = np.random.default_rng(seed)
+    L0 = np.array([4.0, 3.5, 3.0])
+    L = L0.copy()
+    if prior is not None:  # the static prior phase
+        q = np.array(prior, dtype=float)
+        L = _env_step(L, L0, q / q.sum(), prior_steps, -1)
+    weights_init = np.ones(k)  # the dynamic updates start from 1 either way
+    lp_duration = lp_rounds * lp_steps * k
+    out, graphs = [], []
+    ema_graph = None
+    for i in range(rounds):
+        loss_0 = L.copy()
+        previous = loss_0.copy()
+        new_graph = np.zeros((k, k))
+        order = np.concatenate([rng.permutation(k) for _ in range(lp_rounds)])
+        for j in order:
+            x = np.ones(k) * (1 - f) / (k - 1)
+            x[j] = f
+            L = _env_step(L, L0, x, lp_steps, i)
+            new_graph[:, j] += previous - L
+            previous = L.copy()
+        new_graph /= lp_rounds
+        if not diagonal:
+            W = np.zeros((k, k))
+            for r in range(k):
+                W[r] = (1 - f) / (k - 1)
+                W[r, r] = f
+            A = np.zeros((k, k))
+            for r, row in enumerate(new_graph):
+                A[r] = np.linalg.solve(W, row)
+        else:
+            A = np.zeros((k, k))
+            for r in range(k):
+                A[r, r] = new_graph[r, r] / f
+        if normalize:
+            low = A.min()
+            if low < 0:
+                A -= low
+            A /= A.sum()
+        graphs.append(A)
+        if ema is not None:
+            ema_graph = A if i == 0 else (1 - ema) * A + ema * ema_graph
+            weights = weights_init * np.exp(eta * ema_graph.sum(axis=0))
+        else:
+            weights = (weights_init if i == 0 else weights) * np.exp(eta * A.sum(axis=0))
+        p = weights / weights.sum()
+        out.append(p)
+        L = _env_step(L, L0, p, update_steps - lp_duration, i)
+    return out, graphs
+
+
+def _drive(rule, rounds):
+    L0 = np.array([4.0, 3.5, 3.0])
+    L = _env_step(L0.copy(), L0, rule.weights, rule.segment_steps, -1)
+    rule.update(L)  # baseline (prior_steps on initial_weights)
+    out, graphs = [], []
+    for i in range(rounds):
+        while rule.segment[0] == "probe":
+            L = _env_step(L, L0, rule.weights, rule.segment_steps, i)
+            rule.update(L)
+        out.append(rule.mixture.copy())
+        graphs.append(rule.A.copy())
+        L = _env_step(L, L0, rule.weights, rule.segment_steps, i)
+        rule.update(L)
+    return out, graphs
+
+
+@pytest.mark.parametrize("ema,normalize,diagonal", [
+    (0.1, True, False), (0.5, True, False), (None, True, False), (0.1, False, False),
+    (0.1, True, True)])
+def test_aioli_equals_the_code(ema, normalize, diagonal):
+    kw = dict(eta=0.2, lp_rounds=2, lp_steps=3, one_hot_factor=0.625)
+    rule = mo.Aioli(3, ema=ema, update_every=40, normalize=normalize, diagonal=diagonal, seed=7,
+                    **kw)
+    got, gA = _drive(rule, 5)
+    ref, rA = ref_aioli(3, 5, 7, kw["eta"], kw["lp_rounds"], kw["lp_steps"],
+                        kw["one_hot_factor"], ema, 40, normalize, diagonal)
+    _close(got, ref)
+    _close(gA, rA)
+    if normalize and not diagonal:
+        assert min(a.min() for a in gA) == 0.0  # the drift makes some entries negative: shifted
+
+
+def test_aioli_default_is_the_scripts_ema():
+    rule = mo.Aioli(3, update_every=40, lp_rounds=2, lp_steps=3, seed=3)
+    assert rule.ema == 0.1
+    got, _ = _drive(rule, 4)
+    ref, _ = ref_aioli(3, 4, 3, 0.2, 2, 3, 0.625, 0.1, 40)
+    _close(got, ref)
+
+
+def test_aioli_prior_is_a_baseline_mixture_and_anchor_departs():
+    prior = [0.6, 0.3, 0.1]
+    rule = mo.Aioli(3, update_every=40, lp_rounds=2, lp_steps=3, seed=2, initial_weights=prior,
+                    prior_steps=25)
+    assert rule.segment == ("baseline", None) and rule.segment_steps == 25
+    _close(rule.weights, prior)
+    got, _ = _drive(rule, 3)
+    ref, _ = ref_aioli(3, 3, 2, 0.2, 2, 3, 0.625, 0.1, 40, prior=prior, prior_steps=25)
+    _close(got, ref)  # the updates start from uniform, as in the code
+    alt = mo.Aioli(3, update_every=40, lp_rounds=2, lp_steps=3, seed=2, initial_weights=prior,
+                   anchor="initial")
+    moved, _ = _drive(alt, 3)
+    assert np.abs(np.array(moved) - np.array(ref)).max() > 0.05
+
+
+def test_aioli_resumes_mid_probe_exactly():
+    a = mo.Aioli(3, update_every=40, lp_rounds=2, lp_steps=3, seed=9, ema=None)
+    L = np.array([4.0, 3.5, 3.0])
+    a.update(L)
+    for _ in range(8):
+        L = L - 0.01 * a.weights
+        a.update(L)
+    b = mo.from_state_dict(a.state_dict())
+    for _ in range(20):
+        L = L - 0.01 * a.weights
+        assert np.array_equal(a.update(L), b.update(L))

@@ -242,7 +242,7 @@ def test_aioli_diagonal_and_ema():
     # restarts from uniform: the same sig(0.1), not sig(0.2) as without EMA
     assert e.mixture[0] == pytest.approx(sig(0.1), abs=1e-13)
     c = mo.Aioli(2, eta=1.0, lp_rounds=1, lp_steps=1, one_hot_factor=0.75, update_every=10,
-                 normalize=False)
+                 normalize=False, ema=None)  # no EMA: the update compounds
     _drive_aioli(c, A_TRUE, [3.0, 3.0], rounds=2)
     assert c.mixture[0] == pytest.approx(sig(0.2), abs=1e-13)
 

@@ -13,14 +13,28 @@ k groups in a random order; a visit to group j trains ``lp_steps`` steps on the 
 of every evaluation loss to column j of ``B``. After the sweeps ``B`` is averaged over sweeps and
 ``A`` solves ``B = A X`` with ``X`` the (symmetric) matrix of probe mixtures (or, ``diagonal``:
 ``A_jj = B_jj / f``). ``A`` is then normalised (shifted to be non-negative and divided by its
-sum). With ``ema`` the update uses the smoothed ``A_bar = (1 - ema) A + ema A_bar_prev`` and, as
-in the public code, restarts from the initial mixture: ``p = p_0 exp(eta sum_i A_bar_ij)``.
+sum). With ``ema`` (default 0.1) the update uses the smoothed ``A_bar = (1 - ema) A + ema
+A_bar_prev`` (``A_bar = A`` at the first round) and restarts from uniform every round:
+``p proportional to exp(eta sum_i A_bar_ij)``; with ``ema=None`` it compounds,
+``p^{t+1} proportional to p^t exp(eta sum_i A^t_ij)`` from uniform.
+
+Agreement with the public code (HazyResearch/aioli, ``trainer/aioli_trainer.py``,
+``AioliTrainer.train`` and ``learn_params_subroutine``): the same probes, sweep average, solve,
+diagonal variant, normalisation and update; every published script passes an EMA (0.1, or 0.5
+on arXiv/Books/StackExchange), hence the default ``ema=0.1``. The code's optional prior
+(``aioli_prior``) is a static mixture trained for ``prior_steps`` before the first round, and the
+updates still start from uniform: here ``initial_weights`` is that mixture (the ``"baseline"``
+segment, ``prior_steps`` long) and ``anchor="uniform"`` (default) starts the updates from
+uniform. ``anchor="initial"`` (no counterpart in the code) multiplies ``initial_weights`` into
+the updates instead (``p_0`` in place of uniform). The probe order is drawn from ``seed`` (the
+code uses numpy's global random state).
 
 How a caller drives it (segments): at each moment :attr:`segment` says what is being trained and
 :attr:`segment_steps` for how long. Train ``segment_steps`` steps on ``.weights``, evaluate, call
 ``update(losses)``; repeat. The sequence is
 
-* ``("baseline", 0 steps)`` once at the start: evaluate the untrained model and call ``update``;
+* ``("baseline", prior_steps)`` once at the start, on ``initial_weights`` (default 0 steps:
+  evaluate the untrained model and call ``update``);
 * per round: ``lp_rounds * k`` probe segments of ``lp_steps`` steps, then one exploitation
   segment of ``update_every - lp_rounds * k * lp_steps`` steps on the new mixture; the losses
   reported after the exploitation segment are the baseline of the next round's probes.
@@ -64,7 +78,8 @@ class Aioli(OnlineRule):
     one_hot_factor:
         Weight of the probed group in a probe mixture (paper: 0.625); must exceed 1/k.
     ema:
-        Weight of the previous estimate in the EMA of ``A`` (None: no smoothing; paper: 0.1).
+        Weight of the previous estimate in the EMA of ``A`` (default 0.1 as in the code's
+        scripts, which also use 0.5; None: no smoothing, the update compounds).
     update_every:
         Steps per round (probes + exploitation; paper: 250).
     diagonal:
@@ -72,15 +87,22 @@ class Aioli(OnlineRule):
     normalize:
         Shift ``A`` to be non-negative and divide by its sum before the update.
     initial_weights:
-        ``p_0`` (default uniform).
+        The mixture of the ``"baseline"`` segment (the code's ``aioli_prior``; default
+        uniform).
+    prior_steps:
+        Length of the ``"baseline"`` segment (the code's ``prior_steps``; default 0).
+    anchor:
+        ``"uniform"`` (default, the code): updates start from uniform; ``"initial"``: from
+        ``initial_weights``.
     seed:
         Seed or ``numpy.random.Generator`` for the probe orders.
     """
 
     def __init__(self, k: int | Sequence[Any], eta: float = 0.2, lp_rounds: int = 4,
-                 lp_steps: int = 4, one_hot_factor: float = 0.625, ema: float | None = None, *,
+                 lp_steps: int = 4, one_hot_factor: float = 0.625, ema: float | None = 0.1, *,
                  update_every: int = 250, diagonal: bool = False, normalize: bool = True,
-                 initial_weights: Any = None, seed: int | np.random.Generator | None = 0) -> None:
+                 initial_weights: Any = None, prior_steps: int = 0, anchor: str = "uniform",
+                 seed: int | np.random.Generator | None = 0) -> None:
         n, skills = parse_domains(k, "groups")
         if n < 2:
             raise MixtureError(f"Aioli needs at least 2 groups, got k={n}")
@@ -105,9 +127,17 @@ class Aioli(OnlineRule):
                 f"lp_rounds * k * lp_steps = {self.probe_steps}"
             )
         self._init_base(n, skills, update_interval=None)
-        self._p0 = (np.full(n, 1.0 / n) if initial_weights is None
-                    else check_weights(initial_weights, n, "initial_weights"))
-        self._init_given = None if initial_weights is None else self._p0.copy()
+        if anchor not in ("uniform", "initial"):
+            raise MixtureError(f"anchor must be 'uniform' or 'initial', got {anchor!r}")
+        self.anchor = anchor
+        self.prior_steps = check_int(prior_steps, "prior_steps", minimum=0)
+        self._init_given = (None if initial_weights is None
+                            else check_weights(initial_weights, n, "initial_weights"))
+        start = np.full(n, 1.0 / n) if self._init_given is None else self._init_given.copy()
+        if anchor == "initial" and np.any(start == 0):
+            raise MixtureError("anchor='initial' needs positive initial_weights (log of 0)")
+        # p_0 of the updates: uniform (the code) or the initial mixture
+        self._p0 = start if anchor == "initial" else np.full(n, 1.0 / n)
         if isinstance(seed, np.random.Generator):
             self._rng = seed
             self._seed = None
@@ -116,13 +146,14 @@ class Aioli(OnlineRule):
             self._seed = seed
         off = (1.0 - f) / (n - 1)
         self.probe_matrix = np.full((n, n), off) + (f - off) * np.eye(n)
-        self.mixture = self._p0.copy()
+        self.mixture = start  # trained during the baseline segment
         self.A = None  # latest (normalised) estimate
         self._A_bar: np.ndarray | None = None
         self._B = np.zeros((n, n))
         self._prev: np.ndarray | None = None
         self._order: list[int] = []
         self._pos = -1  # -1: baseline; 0..P-1: probe index; P: exploitation
+        self._n_estimates = 0  # rounds estimated so far
         self._w = self.mixture.copy()
 
     # ------------------------------------------------------------------ segments
@@ -143,7 +174,7 @@ class Aioli(OnlineRule):
     def segment_steps(self) -> int:
         kind, _ = self.segment
         if kind == "baseline":
-            return 0
+            return self.prior_steps
         if kind == "probe":
             return self.lp_steps
         return self.update_every - self.probe_steps
@@ -196,7 +227,10 @@ class Aioli(OnlineRule):
             self._A_bar = A if self._A_bar is None else (1 - self.ema) * A + self.ema * self._A_bar
             z = np.log(self._p0) + self.eta * self._A_bar.sum(axis=0)
         else:
-            z = np.log(self.mixture) + self.eta * A.sum(axis=0)
+            # the first round starts from p_0, later ones compound on the last mixture
+            base = self._p0 if self._n_estimates == 0 else self.mixture
+            z = np.log(base) + self.eta * A.sum(axis=0)
+        self._n_estimates += 1
         e = np.exp(z - z.max())
         self.mixture = e / e.sum()
         self._w = self.mixture.copy()
@@ -208,7 +242,7 @@ class Aioli(OnlineRule):
                 "lp_steps": self.lp_steps, "one_hot_factor": self.one_hot_factor,
                 "ema": self.ema, "update_every": self.update_every, "diagonal": self.diagonal,
                 "normalize": self.normalize, "initial_weights": self._init_given,
-                "seed": self._seed}
+                "prior_steps": self.prior_steps, "anchor": self.anchor, "seed": self._seed}
 
     def _get_state(self) -> dict[str, Any]:
         return {
@@ -219,6 +253,7 @@ class Aioli(OnlineRule):
             "prev": None if self._prev is None else encode(self._prev),
             "order": list(self._order),
             "pos": self._pos,
+            "n_estimates": self._n_estimates,
             "rng": _jsonable_rng(self._rng.bit_generator.state),
         }
 
@@ -235,6 +270,7 @@ class Aioli(OnlineRule):
             order = [int(i) for i in state["order"]]
             pos = int(state["pos"])
             rng_state = state["rng"]
+            n_est = int(state.get("n_estimates", 0 if state["A"] is None else 1))
         except KeyError as exc:
             raise MixtureError(f"bad state_dict: Aioli state lacks {exc}") from None
         if order and (len(order) != self.n_probes or not all(0 <= i < k for i in order)):
@@ -242,6 +278,7 @@ class Aioli(OnlineRule):
         if not -1 <= pos <= self.n_probes:
             raise MixtureError(f"bad state_dict: Aioli segment position {pos} out of range")
         self._order, self._pos = order, pos
+        self._n_estimates = n_est
         try:
             self._rng.bit_generator.state = rng_state
         except (TypeError, ValueError, KeyError) as exc:

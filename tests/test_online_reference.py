@@ -550,3 +550,195 @@ def test_aioli_resumes_mid_probe_exactly():
     for _ in range(20):
         L = L - 0.01 * a.weights
         assert np.array_equal(a.update(L), b.update(L))
+
+
+# ----------------------------------------------------------------------------- ADO
+class RefADO:
+    """yidingjiang/ado ``src/data_selectors/ado.py`` (AdoSelector.update, curr_dist,
+    compute_scaling_law_params with ``y_axis="train_loss"``, ``use_same_step_size=True``,
+    clip_min_probability), with the jax L-BFGS fit replaced by ``fit_fn(D, L) -> (a, e, alpha)``
+    and the floor ``1e-2`` as an argument."""
+
+    def __init__(self, token_counts, ignore_steps, start_step, update_interval, fit_fn,
+                 floor=1e-2):
+        tc = np.array(token_counts, dtype=float)
+        self.k = len(tc)
+        self.empirical = tc / tc.sum()
+        self.p = self.p_avg = self.p_history = self.empirical
+        self.cnt = np.empty((0, self.k), dtype=np.int32)
+        self.loss = np.empty((0, self.k))
+        self.params = None
+        self.ignore, self.start, self.interval = ignore_steps, start_step, update_interval
+        self.fit_fn, self.floor = fit_fn, floor
+
+    def update(self, task_ids, losses, itr):
+        counts = np.zeros(self.k, dtype=np.int32)
+        ids, c = np.unique(task_ids, return_counts=True)
+        counts[ids] = c
+        self.cnt = np.append(self.cnt, np.ones_like(counts[None]) * counts.sum(), axis=0)
+        self.p_history = 0.9 * self.p_history + 0.1 * (counts / counts.sum())
+        avg = np.mean(losses)
+        row = np.zeros(self.k)
+        for i in range(self.k):
+            if np.sum(task_ids == i) > 0:
+                row[i] = np.mean(losses[task_ids == i])
+            elif self.loss.shape[0] > 0:
+                row[i] = self.loss[-1, i]
+            else:
+                row[i] = avg
+        self.loss = np.append(self.loss, row[None], axis=0)
+        if itr >= self.start and itr % self.interval == 0:
+            from scipy.signal import savgol_filter
+
+            X = np.cumsum(self.cnt, 0)[self.ignore::10].T
+            Y = savgol_filter(self.loss.T, 101, 3, axis=-1)[:, self.ignore::10]
+            params = np.array([self.fit_fn(X[i], Y[i]) for i in range(self.k)])
+            if np.isfinite(params.sum()):
+                self.params = params
+
+    def curr_dist(self, itr):
+        if itr < self.start or self.params is None:
+            return None
+        a, e, al = self.params[:, 0], self.params[:, 1], self.params[:, 2]
+        irred = np.exp(e)
+        expnt = np.maximum(al, 0.05)
+        n = np.float64(np.sum(self.cnt, 0))
+        curr = np.exp(e) + np.exp(a) / n**al
+        slope = expnt * (curr - irred) / n
+        dist = slope * self.empirical * self.p_history**0.5
+        dist = dist / dist.sum()
+        deficit = max(self.floor * len(dist) - dist.sum(), 0)
+        dist = np.maximum(dist * ((1 - deficit) / dist.sum()), self.floor)
+        dist = dist / dist.sum()
+        self.p = 0.9 * self.p_avg + 0.1 * dist
+        self.p_avg = (1 - 1 / (itr + 1)) * self.p_avg + 1 / (itr + 1) * dist
+        return self.p
+
+
+def _toy_fit(D, L):
+    """A deterministic stand-in for the per-domain fit: ``(eps, beta, alpha)``."""
+    alpha = 0.3 + 0.1 * np.tanh(np.mean(np.log(L)) - 1.0)
+    eps = 0.8 * np.min(L)
+    x = D ** -alpha
+    beta = np.sum((L - eps) * x) / np.sum(x * x)
+    return float(eps), float(beta), float(alpha)
+
+
+def _toy_fit_log(D, L):
+    eps, beta, alpha = _toy_fit(D, L)
+    return np.log(beta), np.log(eps), alpha
+
+
+ADO_EPS = np.array([1.0, 2.0, 1.5, 2.5])
+ADO_BETA = np.array([8.0, 3.0, 6.0, 2.0])
+ADO_ALPHA = np.array([0.35, 0.25, 0.45, 0.3])
+
+
+def _ado_batch(rng, p, n_total, first):
+    ids = rng.choice(4, size=16, p=p)
+    if first:  # the first batch misses domain 3: imputed with the batch's mean loss
+        ids[ids == 3] = 0
+    n = max(n_total, 1.0)
+    losses = ADO_EPS[ids] + ADO_BETA[ids] * n ** -ADO_ALPHA[ids] + rng.normal(0, 0.05, 16)
+    return ids, losses
+
+
+@pytest.mark.parametrize("floor", [0.01, 0.2])
+def test_ado_equals_the_code(floor):
+    tokens = np.array([4.0, 2.0, 1.0, 0.5])
+    ref = RefADO(tokens, ignore_steps=20, start_step=150, update_interval=100,
+                 fit_fn=_toy_fit_log, floor=floor)
+    rule = mo.ADO(4, prior=tokens, ignore_steps=20, start_step=150, refit_every=100,
+                  fitter=_toy_fit, floor=floor)
+    rng = np.random.default_rng(0)
+    n_total, missing = 0.0, 0
+    for itr in range(400):
+        ids, losses = _ado_batch(rng, ref.p, n_total, itr == 0)
+        n_total += len(ids)
+        ref.update(ids, losses, itr)
+        new = ref.curr_dist(itr)
+        counts = np.bincount(ids, minlength=4)
+        means = np.array([losses[ids == i].mean() if counts[i] else np.nan for i in range(4)])
+        missing += int((counts == 0).sum())
+        got = rule.update(means, counts=counts)
+        _close(got, ref.p if new is not None else ref.empirical)
+    assert missing > 1  # imputation was exercised beyond the first step
+    _close(rule.h, ref.p_history)
+    if floor == 0.2:  # the floor binds: some normalised preference lies below it
+        r = rule.preference()
+        assert (r / r.sum() < floor).any()
+
+
+def test_ado_reference_objective_and_its_eps_bound():
+    from mixopt.online.ado_fit import fit_laws, fit_mixopt, fit_reference, reference_objective
+
+    def loss_fn(theta, D, L):  # the code's loss_fn, in numpy
+        a, e, alpha = theta
+        arg1 = a - alpha * np.log(D)
+        arg2 = e + np.zeros(arg1.shape)
+        m = np.maximum(arg1, arg2)
+        pred = m + np.log(np.exp(arg1 - m) + np.exp(arg2 - m))
+        diff = np.abs(np.log(L) - pred)
+        hub = np.where(diff > 1e-3, 1e-3 * (diff - 0.5 * 1e-3), 0.5 * diff**2)
+        return (hub.sum() + max(alpha - 0.8, 0) - min(alpha, 0.001) + max(a - 6.5, 0)
+                - min(e - 0.5, 0))
+
+    rng = np.random.default_rng(0)
+    D = np.geomspace(1e3, 1e6, 60)
+    L = 1.0 + 5.0 * D ** -0.3
+    for theta in [(1.0, 0.2, 0.3), (7.0, 0.7, 0.9), (-1.0, 1.2, -0.2)] + list(
+            rng.uniform([-2, -2, 0], [6, 2, 0.8], (5, 3))):
+        assert reference_objective(theta, D, L) == pytest.approx(loss_fn(theta, D, L), abs=TOL)
+    # exact data with eps = 1: the code's penalty max(0.5 - e, 0) keeps eps >= e^0.5
+    eps, beta, alpha, _ = fit_reference(D, L)
+    assert eps == pytest.approx(np.exp(0.5), rel=1e-3)
+    assert fit_mixopt(D, L)[0] == pytest.approx(1.0, rel=1e-6)
+    assert fit_laws(D[None], L[None])["eps"][0] == pytest.approx(1.0, rel=1e-6)
+    # above the bound the reference fit recovers the truth too
+    eps2, beta2, alpha2, _ = fit_reference(D, 2.5 + 5.0 * D ** -0.3)
+    np.testing.assert_allclose([eps2, beta2, alpha2], [2.5, 5.0, 0.3], rtol=1e-4)
+
+
+def test_ado_departing_options_differ():
+    tokens = np.array([4.0, 2.0, 1.0, 0.5])
+    base = dict(prior=tokens, ignore_steps=0, start_step=30, refit_every=30, fit_stride=1,
+                fitter=_toy_fit)
+    rules = {"code": mo.ADO(4, **base),
+             "domain": mo.ADO(4, x_axis="domain", **base),
+             "mixture": mo.ADO(4, credit="mixture", **base),
+             "inclusive": mo.ADO(4, average="inclusive", **base),
+             "alpha0": mo.ADO(4, alpha_min=0.4, **base)}
+    rng = np.random.default_rng(1)
+    p, n_total = rules["code"].weights, 0.0
+    for _ in range(90):
+        ids, losses = _ado_batch(rng, p, n_total, False)
+        n_total += len(ids)
+        counts = np.bincount(ids, minlength=4)
+        means = np.array([losses[ids == i].mean() if counts[i] else np.nan for i in range(4)])
+        out = {name: r.update(means, counts=counts) for name, r in rules.items()}
+        p = out["code"]
+    for name in ("domain", "mixture", "inclusive", "alpha0"):
+        assert np.abs(out[name] - out["code"]).max() > 1e-4, name
+    # a callable fitter is named in the state; a rule built with it loads the state exactly
+    state = rules["code"].state_dict()
+    assert state["params"]["fitter"] == "callable:_toy_fit"
+    twin = mo.ADO(4, **base)
+    twin.load_state_dict(state)
+    L = np.array([2.0, 2.5, 2.2, 2.8])
+    assert np.array_equal(twin.update(L, counts=[5, 5, 3, 3]),
+                          rules["code"].update(L, counts=[5, 5, 3, 3]))
+
+
+def test_ado_resumes_exactly_with_the_reference_fitter():
+    a = mo.ADO(3, start_step=0, refit_every=8, ignore_steps=0, fit_stride=1, max_points=12)
+    rng = np.random.default_rng(2)
+    n = 0.0
+    for _ in range(9):
+        n += 10
+        a.update(1.5 + 4.0 * n ** -0.4 + 0.01 * rng.random(3), counts=[4, 3, 3])
+    b = mo.from_state_dict(a.state_dict())
+    for _ in range(8):
+        n += 10
+        L = 1.5 + 4.0 * n ** -0.4 + 0.01 * rng.random(3)
+        assert np.array_equal(a.update(L, counts=[4, 3, 3]), b.update(L, counts=[4, 3, 3]))
+    assert not np.isnan(a.params["alpha"]).any()

@@ -266,9 +266,13 @@ def test_ado_fit_recovers_power_laws():
 
 def test_ado_update_matches_reference_loop():
     eps, beta, alpha = np.array([1.0, 1.0]), np.array([4.0, 1.0]), np.array([0.5, 0.3])
+    # mixopt's earlier variant, kept as options: own-count x-axis, fit as soon as possible,
+    # inclusive mean, exact floor, no exponent bound, no smoothing, the grid fitter
     rule = mo.ADO(2, tokens_per_update=100.0, min_points=3, floor=0.05, gamma=0.9,
-                  h_decay=0.9)
-    # reference: the ADO recursion written out with the true law in place of the fit
+                  h_decay=0.9, fitter="grid", x_axis="domain", average="inclusive",
+                  floor_mode="exact", alpha_min=0.0, start_step=0, refit_every=1,
+                  ignore_steps=0, fit_stride=1, smoothing="none")
+    # the recursion written out with the true law in place of the fit
     w, seen, h, rho_sum = np.full(2, 0.5), np.zeros(2), np.full(2, 0.5), np.zeros(2)
     for t in range(1, 9):
         seen = seen + w * 100.0
@@ -295,8 +299,9 @@ def test_ado_update_matches_reference_loop():
 def test_ado_mixopt_fitter_matches_truth():
     pytest.importorskip("mixopt.fitting")
     eps, beta, alpha = np.array([1.0, 0.5]), np.array([4.0, 2.0]), np.array([0.5, 0.3])
-    rule = mo.ADO(2, tokens_per_update=100.0, min_points=5, refit_every=8, fitter="mixopt")
-    for _ in range(8):  # fits at round 5 (first ready) and round 8
+    rule = mo.ADO(2, tokens_per_update=100.0, min_points=5, refit_every=4, fitter="mixopt",
+                  start_step=0, ignore_steps=0, fit_stride=1, smoothing="none", x_axis="domain")
+    for _ in range(8):  # refits at steps 4 (5 points) and 8
         seen = rule.seen + rule.weights * 100.0
         rule.update(eps + beta * seen**-alpha)
     np.testing.assert_allclose(rule.params["alpha"], alpha, rtol=1e-4)

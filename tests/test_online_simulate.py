@@ -86,14 +86,20 @@ def test_aioli_finds_the_group_that_teaches_everything():
     assert table.loc["aioli", "mean_loss"] < 0.5 * table.loc["uniform", "mean_loss"]
 
 
+def _ado():
+    # 50 coarse rounds: refit every round from the start (the code's clock would wait 500
+    # steps and refit every 1,000), with the fast grid fitter
+    return mo.ADO(4, tokens_per_update=1000, start_step=0, refit_every=1, ignore_steps=0,
+                  fit_stride=1, fitter="grid")
+
+
 def test_ado_beats_uniform_on_heterogeneous_power_laws():
     env = mo.ScalingLawEnv(E=1.0, B=[4.0, 1.0, 2.0, 0.5], alpha=[0.5, 0.3, 0.4, 0.6],
                            scale=10.0, steps_per_round=10, tokens_per_step=100)
     table = mo.compare({"uniform": lambda: mo.Stratified(4),
-                        "ado": lambda: mo.ADO(4, tokens_per_update=1000)}, env, rounds=50,
-                       seeds=(0,))
+                        "ado": lambda: _ado()}, env, rounds=50, seeds=(0,))
     assert table.index[0] == "ado"
-    res = mo.simulate(mo.ADO(4, tokens_per_update=1000), env, 50)
+    res = mo.simulate(_ado(), env, 50)
     assert res.weights.iloc[-1].idxmax() == "0" and res.weights.iloc[-1].idxmin() == "3"
 
 

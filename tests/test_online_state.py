@@ -25,7 +25,8 @@ def factories():
         "DoReMi": lambda: mo.DoReMi([1.0, 1.5, 0.5], smoothing=0.01),
         "ODM": lambda: mo.ODM(K),
         "Aioli": lambda: mo.Aioli(K, lp_rounds=1, lp_steps=1, update_every=10, ema=0.2, seed=4),
-        "ADO": lambda: mo.ADO(K, min_points=2, tokens_per_update=10.0),
+        "ADO": lambda: mo.ADO(K, min_points=2, tokens_per_update=10.0, start_step=0,
+                              refit_every=3, ignore_steps=0, fit_stride=1),
         "EMA(Floor(SkillIt))": lambda: mo.EMA(mo.Floor(mo.SkillIt(A), 0.1), decay=0.5),
         "Freeze(Prior(DoReMi))": lambda: mo.Freeze(
             mo.Prior(mo.DoReMi([1.0, 1.0, 1.0]), [1.0, 2.0, 3.0]), {"0": 0.2}),

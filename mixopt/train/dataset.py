@@ -1,7 +1,9 @@
 """``MixtureDataset``: a torch ``IterableDataset`` over a mixture of sources.
 
-Sources are map-style datasets (anything with ``__len__`` and ``__getitem__``) or procedural tasks
-(anything with ``.sample(rng, batch_size, length)``, e.g. ``mixopt.procedural.get("lego")``). The
+Sources are map-style datasets (anything with ``__len__`` and ``__getitem__``), procedural tasks
+(anything with ``.sample(rng, batch_size, length)``, e.g. ``mixopt.procedural.get("lego")``) or
+streams (``datasets.IterableDataset``, see :mod:`mixopt.train.stream`: endless domains whose
+draw ``p`` is the stream's example ``p``). The
 stream of ``(domain, index)`` pairs comes from a :class:`~mixopt.train.MixtureSampler`; a
 procedural item ``index`` of domain ``d`` is drawn with the Generator seeded by
 ``(seed, d, index)``, so it is the same whichever process draws it.
@@ -53,6 +55,7 @@ from torch.utils.data._utils.collate import default_collate
 from mixopt.errors import MixtureError
 from mixopt.train.loader import MAX_AHEAD, TAG, Feed, MixtureLoader
 from mixopt.train.sampler import MixtureSampler
+from mixopt.train.stream import StreamSource, is_stream
 
 __all__ = ["MixtureDataset", "is_procedural"]
 
@@ -128,17 +131,18 @@ class MixtureDataset(IterableDataset):
             raise MixtureError(f"sources must be a list or a mapping of sources, got {sources!r}")
         if not self.sources:
             raise MixtureError("sources is empty")
-        self.sources = [_as_torch_format(src) for src in self.sources]
+        self.sources = [StreamSource(src) if is_stream(src) and not isinstance(src, StreamSource)
+                        else _as_torch_format(src) for src in self.sources]
         sizes: list[int | None] = []
         for name, src in zip(self.names, self.sources):
-            if is_procedural(src):
+            if is_procedural(src) or isinstance(src, StreamSource):
                 sizes.append(None)
             elif hasattr(src, "__len__") and hasattr(src, "__getitem__"):
                 sizes.append(len(src))
             else:
-                raise MixtureError(f"source {name!r} is neither map-style (__len__, __getitem__) "
-                                   "nor procedural (.sample)")
-        if any(s is None for s in sizes):
+                raise MixtureError(f"source {name!r} is neither map-style (__len__, __getitem__), "
+                                   "procedural (.sample) nor a stream (datasets.IterableDataset)")
+        if any(is_procedural(src) for src in self.sources):
             if isinstance(length, bool) or not isinstance(length, int) or length < 1:
                 raise MixtureError(f"length must be a positive int for procedural sources, "
                                    f"got {length!r}")
@@ -327,7 +331,7 @@ class MixtureDataset(IterableDataset):
             if skill is not None:
                 out["skill"] = int(skill[0])
         else:
-            raw = src[int(index)]
+            raw = src.get(int(index)) if isinstance(src, StreamSource) else src[int(index)]
             out = ({k: _as_tensor(v) for k, v in raw.items()} if isinstance(raw, Mapping)
                    else {"data": raw})
         out["domain"] = int(domain)

@@ -152,6 +152,7 @@ class Problem:
                 raise FitError(f"fixed parameter {name!r} = {v!r} is outside bounds {(lo, hi)}")
         n_free = law.n_params - len(fixed)
         frame = validate(data, law.variables, n_params=n_free, nonnegative=law.nonnegative)
+        law.check_data(frame, fixed)
         w = _check_weights(weights, frame)
         if int((w > 0).sum()) < n_free:
             raise DataError(

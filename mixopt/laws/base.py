@@ -155,6 +155,11 @@ class Law:
         axes = [p.grid for p in self.parameters]
         return np.array(list(itertools.product(*axes)), dtype=float).reshape(-1, self.n_params)
 
+    def check_data(self, frame: pd.DataFrame, fixed: Mapping[str, float]) -> None:
+        """Law-specific checks of a validated run table before a fit (e.g. mixture columns on the
+        simplex, enough distinct sizes to identify the free parameters); raise a ``DataError``.
+        The default checks nothing more."""
+
     def data_starts(self, X: Mapping[str, np.ndarray], log_loss: np.ndarray) -> np.ndarray | None:
         """Extra starts computed from the data, ``(G, P)`` in fit space, or ``None``.
 

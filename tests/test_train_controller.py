@@ -128,6 +128,11 @@ def test_bad_controller_inputs_raise():
         MixtureController(Static([0.5, 0.5]), s, every=0)
     with pytest.raises(MixtureError, match="lacks .weights"):
         MixtureController(object(), s)
+    three = MixtureDataset({"code": [1], "web": [2], "math": [3]}, [1 / 3] * 3)
+    with pytest.raises(MixtureError, match=r"Static has 4 domains \(weights of length 4\) but the "
+                                           r"MixtureDataset \(sources \['code', 'web', 'math'\]\) "
+                                           "has 3"):
+        MixtureController(Static([0.25] * 4), three)
     ctl = MixtureController(SkillIt(np.eye(2)), s, lambda: [1.0, 2.0, 3.0], every=1)
     with pytest.raises(MixtureError, match=r"returned shape \(3,\); expected \(2,\)"):
         ctl.step(1)

@@ -255,3 +255,52 @@ def test_two_gloo_ranks_under_the_trainer_agree_and_split_the_stream(tmp_path):
         assert both[0::2] == r0["seen"][s] and both[1::2] == r1["seen"][s]
         ctl.step(s + 1)
     np.testing.assert_allclose(ctl.history["weight[0]"], r0["history"], rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- Evaluator
+def test_evaluator_scores_hf_models_on_both_batch_conventions():
+    from mixopt.errors import MixoptError
+    from mixopt.train import Evaluator
+    from mixopt.train.evaluate import masked_accuracy, masked_lm_loss
+
+    model = tiny_gpt2().eval()
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, V, (3, 8), generator=g)
+    mask = torch.ones(3, 8, dtype=torch.bool)
+    mask[:, :3] = False
+    labels = torch.where(mask, tokens, torch.full_like(tokens, -100))
+    with torch.no_grad():
+        hf = model(input_ids=tokens, labels=labels).loss  # HF's own shifted, -100-masked mean
+        logits = model(tokens[:, :-1]).logits
+        by_hand = torch.nn.functional.cross_entropy(logits[mask[:, 1:]], tokens[:, 1:][mask[:, 1:]])
+    mixopt_batch = {"tokens": tokens, "loss_mask": mask}
+    hf_batch = {"input_ids": tokens, "labels": labels, "attention_mask": torch.ones_like(tokens)}
+    with torch.no_grad():
+        torch.testing.assert_close(masked_lm_loss(model, mixopt_batch), by_hand)
+        torch.testing.assert_close(masked_lm_loss(model, hf_batch), hf)
+    ev = Evaluator(model, {"a": [mixopt_batch], "b": [hf_batch]})
+    np.testing.assert_allclose(ev(), [float(by_hand), float(hf)], rtol=1e-6)
+    acc = masked_accuracy(model, hf_batch)
+    assert 0.0 <= acc <= 1.0
+
+    class LossOnly(torch.nn.Module):  # returns only .loss, like a model with a custom head
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+
+        def forward(self, input_ids, labels=None, attention_mask=None):
+            out = self.inner(input_ids=input_ids, labels=labels)
+            return transformers.modeling_outputs.CausalLMOutput(loss=out.loss)
+
+    with torch.no_grad():
+        torch.testing.assert_close(masked_lm_loss(LossOnly(), hf_batch), hf)
+    with pytest.raises(MixoptError, match="accuracy needs logits"):
+        masked_accuracy(LossOnly(), hf_batch)
+    with pytest.raises(MixoptError, match=r"token id 70 but GPT2LMHeadModel has a vocabulary of "
+                                          r"64 \(ids 0..63\)"):
+        masked_lm_loss(model, {"tokens": tokens.clamp(max=0) + 70, "loss_mask": mask})
+    with pytest.raises(MixoptError, match=r"labels of the same shape; got input_ids \(3, 8\), "
+                                          r"labels \(3, 7\)"):
+        masked_lm_loss(model, {"input_ids": tokens, "labels": labels[:, 1:]})
+    with pytest.raises(MixoptError, match="labels all -100"):
+        masked_lm_loss(model, {"input_ids": tokens, "labels": torch.full_like(tokens, -100)})

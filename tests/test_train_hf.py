@@ -221,7 +221,7 @@ def _ddp_worker(rank: int, port: int, path: str) -> None:
         record(model, seen)
         args = transformers.TrainingArguments(
             output_dir=f"{path}/out", max_steps=6, per_device_train_batch_size=2,
-            report_to=[], use_cpu=True, disable_tqdm=True, save_strategy="no",
+            report_to=[], use_cpu=True, disable_tqdm=True, save_strategy="steps", save_steps=3,
             ddp_backend="gloo", learning_rate=1e-3)
         trainer = MixtureCallback(ctl).attach(transformers.Trainer(model=model, args=args))
         trainer.train()
@@ -232,7 +232,8 @@ def _ddp_worker(rank: int, port: int, path: str) -> None:
         dist.destroy_process_group()
 
 
-def test_two_gloo_ranks_under_the_trainer_agree_and_split_the_stream(tmp_path):
+def test_two_gloo_ranks_under_the_trainer_agree_and_split_the_stream_and_resume_on_one(
+        tmp_path):
     mp = pytest.importorskip("torch.multiprocessing")
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed unavailable")
@@ -248,13 +249,31 @@ def test_two_gloo_ranks_under_the_trainer_agree_and_split_the_stream(tmp_path):
     ds = MixtureDataset(sources(), [1 / 3] * 3, seed=2, batch_size=4)
     ctl = MixtureController(SkillIt(A, eta=2.0), ds,
                             lambda: 1.0 / (1.0 + ds.sampler.counts / 20.0) + 0.05, every=3)
-    it = iter(ds)
+    it, ref = iter(ds), []
     for s in range(6):
         b = next(it)
         both = [[d, i] for d, i in zip(b["domain"].tolist(), b["index"].tolist())]
         assert both[0::2] == r0["seen"][s] and both[1::2] == r1["seen"][s]
+        ref.append(both)
         ctl.step(s + 1)
     np.testing.assert_allclose(ctl.history["weight[0]"], r0["history"], rtol=1e-12)
+    # elastic: the 2-rank checkpoint at step 3 resumes in one process with 4 rows per step
+    ds1 = MixtureDataset(sources(), [1 / 3] * 3, seed=2, batch_size=4)
+    ctl1 = MixtureController(SkillIt(A, eta=2.0), ds1,
+                             lambda: 1.0 / (1.0 + ds1.sampler.counts / 20.0) + 0.05, every=3)
+    model, seen = tiny_gpt2(), []
+    record(model, seen)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "one"), max_steps=6, per_device_train_batch_size=4,
+        report_to=[], use_cpu=True, disable_tqdm=True, save_strategy="no", learning_rate=1e-3)
+    trainer = MixtureCallback(ctl1).attach(transformers.Trainer(model=model, args=args))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-3"))
+    assert seen == ref[3:]
+    a, b = ds1.state_dict()["sampler"], ds.state_dict()["sampler"]
+    assert a["drawn"] == b["drawn"] and a["position"] == b["position"] == 24
+    np.testing.assert_allclose(a["weights"], b["weights"], rtol=1e-12)  # mean of 2 vs x + 0.05
 
 
 # ----------------------------------------------------------------------------- Evaluator

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from mixopt.fitting.objective import Objective, huber_irls_weight, huber_psi
+from mixopt.fitting.objective import Objective
 
 __all__ = ["LMOptions", "LMState", "levenberg_marquardt", "best_per_group", "newton_step",
            "check_convergence", "polish"]
@@ -75,21 +75,18 @@ def _active(theta: np.ndarray, g: np.ndarray, lo: np.ndarray, hi: np.ndarray) ->
     return ((theta <= lo + tol) & (g > 0)) | ((theta >= hi - tol) & (g < 0))
 
 
-def _system(obj: Objective, theta: np.ndarray, w: np.ndarray | None = None):
-    """Objective, gradient, IRLS Gauss-Newton matrix and active set at ``theta`` ``(S, k)``."""
-    r, J = obj.residuals_jac(theta)
-    w = obj.w if w is None else w
-    with np.errstate(all="ignore"):
-        psi = huber_psi(r, obj.delta)
-        f = (w * np.where(np.abs(r) <= obj.delta, 0.5 * r * r,
-                          obj.delta * (np.abs(r) - 0.5 * obj.delta))).sum(axis=-1)
-        g = np.einsum("sn,snk->sk", w * psi, J)
-        WJ = J * (w * huber_irls_weight(r, obj.delta))[..., None]
-        H = np.swapaxes(WJ, -1, -2) @ J
+def _system(obj: Objective, theta: np.ndarray, rows: np.ndarray | None = None):
+    """Objective, gradient, IRLS Gauss-Newton matrix and active set at ``theta`` ``(S, k)``.
+
+    Accumulated over blocks of runs by :meth:`Objective.system` (bounded memory); ``rows``
+    picks each start's weight row when the problem has per-group weights.
+    """
+    f, g, H = obj.system(theta, rows)
     bad = ~(np.isfinite(f) & np.isfinite(g).all(-1) & np.isfinite(H).all((-1, -2)))
-    f = np.where(bad, np.inf, f)
-    g[bad] = 0.0
-    H[bad] = np.eye(obj.k)
+    if bad.any():
+        f = np.where(bad, np.inf, f)
+        g[bad] = 0.0
+        H[bad] = np.eye(obj.k)
     act = _active(theta, g, obj.lower, obj.upper)
     return f, g, H, act
 
@@ -179,8 +176,7 @@ def levenberg_marquardt(
     )
     floor = _floor(obj)
     if opts.prescreen is not None and S > opts.prescreen:
-        w0 = obj.w[group] if per_group else obj.w
-        state.f = (obj.with_weights(w0) if per_group else obj).value(state.theta)
+        state.f = obj.value(state.theta, group if per_group else None)
         state.nfev += S
         _prune(state, int(opts.prescreen))
         state.f[:] = np.inf
@@ -192,8 +188,7 @@ def levenberg_marquardt(
         if live.size == 0:
             break
         th = state.theta[live]
-        w = obj.w[state.group[live]] if per_group else obj.w
-        f, g, H, act = _system(obj, th, w)
+        f, g, H, act = _system(obj, th, state.group[live] if per_group else None)
         state.nfev += live.size
         state.f[live] = f
         dead = ~np.isfinite(f)
@@ -209,7 +204,7 @@ def levenberg_marquardt(
         lam = state.lam[idx]
         step = _solve(H[move], g[move], act[move], lam)
         trial = np.clip(th[move] + step, obj.lower, obj.upper)
-        f_new = (obj.with_weights(w[move]) if per_group else obj).value(trial)
+        f_new = obj.value(trial, state.group[idx] if per_group else None)
         state.nfev += idx.size
         ok = f_new < f[move]
         state.theta[idx[ok]] = trial[ok]

@@ -121,6 +121,35 @@ class Objective:
     def _rows(self, per_row: int) -> int:
         return max(1, self.chunk // max(1, per_row))
 
+    def _weight_rows(self, S: int, rows: np.ndarray | None) -> np.ndarray | None:
+        if self.w.ndim == 1:
+            return None
+        if rows is None:
+            if self.w.shape[0] != S:
+                raise ValueError(f"{S} parameter sets but {self.w.shape[0]} weight rows")
+            return np.arange(S)
+        return np.asarray(rows, dtype=int)
+
+    def _blocks(self, S: int, per: int) -> tuple[int, int]:
+        """(starts per block, runs per block) so a block holds about ``chunk / per`` elements.
+
+        Runs are split first (a block spans at least 256 runs, or all of them), then starts:
+        memory is O(chunk) whatever the numbers of starts and runs.
+        """
+        budget = max(1, self.chunk // max(1, per))
+        c = min(self.n, max(256, budget // max(1, S)))
+        return max(1, min(S, budget // c)), c
+
+    def _data(self, c0: int, c1: int) -> Mapping[str, np.ndarray]:
+        if c0 == 0 and c1 >= self.n:
+            return self.X
+        return {k: v[c0:c1] for k, v in self.X.items()}
+
+    def _w(self, wr: np.ndarray | None, s0: int, s1: int, c0: int, c1: int) -> np.ndarray:
+        if wr is None:
+            return self.w[c0:c1] if (c0 or c1 < self.n) else self.w
+        return self.w[wr[s0:s1], c0:c1]
+
     # ------------------------------------------------------------------ evaluation
     def residuals(self, theta: np.ndarray) -> np.ndarray:
         """``log L_hat - log L`` for each parameter set: ``(S, k) -> (S, n)``."""
@@ -135,11 +164,29 @@ class Objective:
                 )
         return out
 
-    def value(self, theta: np.ndarray) -> np.ndarray:
-        """Objective for each parameter set, ``(S, k) -> (S,)``; non-finite becomes ``inf``."""
-        r = self.residuals(theta)
+    def value(self, theta: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Objective for each parameter set, ``(S, k) -> (S,)``; non-finite becomes ``inf``.
+
+        Evaluated in blocks of starts x runs (memory O(``chunk``)). ``rows`` picks each
+        parameter set's weight row when the weights are per problem (``(G, n)``).
+        """
+        theta = np.atleast_2d(np.asarray(theta, dtype=float))
+        S = theta.shape[0]
+        wr = self._weight_rows(S, rows)
+        full = self.full(theta)
+        f = np.zeros(S)
+        sb, c = self._blocks(S, 6)
+        d = self.delta
         with np.errstate(all="ignore"):
-            f = (self.w * huber(r, self.delta)).sum(axis=-1)
+            for s0 in range(0, S, sb):
+                s1 = min(S, s0 + sb)
+                for c0 in range(0, self.n, c):
+                    c1 = min(self.n, c0 + c)
+                    r = self.law.log_predict_raw(full[s0:s1], self._data(c0, c1))
+                    r -= self.y[c0:c1]
+                    rho = _huber_inplace(r, d)
+                    w = self._w(wr, s0, s1, c0, c1)
+                    f[s0:s1] += rho @ w if w.ndim == 1 else np.einsum("sn,sn->s", rho, w)
         return np.where(np.isfinite(f), f, np.inf)
 
     def residuals_jac(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,10 +203,66 @@ class Objective:
                 J[s : s + step] = Jf[..., self.free]
         return r, J
 
-    def value_grad(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Objective ``(S,)`` and gradient ``(S, k)``: ``g = J^T (w psi(r))``."""
-        r, J = self.residuals_jac(theta)
+    def system(
+        self, theta: np.ndarray, rows: np.ndarray | None = None, *, hessian: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Objective ``(S,)``, gradient ``(S, k)`` and IRLS Gauss-Newton matrix ``(S, k, k)``.
+
+        ``g = J^T (w psi(r))`` and ``H = J^T diag(w omega(r)) J`` (omega: the IRLS weight
+        :func:`huber_irls_weight`) are accumulated over blocks of runs, so that peak memory is
+        O(``chunk``) (about starts x runs-per-block x parameters) instead of O(starts x runs).
+        Entries are not cleaned: a start with a non-finite value has non-finite ``f``.
+        """
+        theta = np.atleast_2d(np.asarray(theta, dtype=float))
+        S, k = theta.shape[0], self.k
+        wr = self._weight_rows(S, rows)
+        full = self.full(theta)
+        f = np.zeros(S)
+        g = np.zeros((S, k))
+        H = np.zeros((S, k, k)) if hessian else None
+        sb, c = self._blocks(S, 2 * self.P + 6)
+        d = self.delta
+        sub = None if (self.k == self.P and np.array_equal(self.free, np.arange(self.P))) \
+            else self.free
         with np.errstate(all="ignore"):
-            f = (self.w * huber(r, self.delta)).sum(axis=-1)
-            g = np.einsum("sn,snk->sk", self.w * huber_psi(r, self.delta), J)
+            for s0 in range(0, S, sb):
+                s1 = min(S, s0 + sb)
+                for c0 in range(0, self.n, c):
+                    c1 = min(self.n, c0 + c)
+                    r, J = self.law.log_predict_raw_jac(full[s0:s1], self._data(c0, c1))
+                    if sub is not None:
+                        J = J[..., sub]
+                    r -= self.y[c0:c1]
+                    a = np.abs(r)
+                    q = np.minimum(a, d)
+                    w = self._w(wr, s0, s1, c0, c1)
+                    # Huber value q (a - q/2), psi = sign(r) q, omega = q / a (1 at r = 0)
+                    rho = q * 0.5
+                    np.subtract(a, rho, out=rho)
+                    rho *= q
+                    f[s0:s1] += rho @ w if w.ndim == 1 else np.einsum("sn,sn->s", rho, w)
+                    psi = np.copysign(q, r, out=rho)
+                    psi *= w
+                    g[s0:s1] += (psi[:, None, :] @ J)[:, 0]
+                    if H is not None:
+                        np.divide(q, a, out=q, where=a > 0)
+                        q[a == 0] = 1.0
+                        q *= w
+                        H[s0:s1] += np.swapaxes(J * q[..., None], -1, -2) @ J
+        return f, g, H
+
+    def value_grad(self, theta: np.ndarray, rows: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Objective ``(S,)`` and gradient ``(S, k)``: ``g = J^T (w psi(r))``."""
+        f, g, _ = self.system(theta, rows, hessian=False)
         return f, g
+
+
+def _huber_inplace(r: np.ndarray, delta: float) -> np.ndarray:
+    """Huber's loss of ``r``, overwriting ``r``: ``q (|r| - q / 2)`` with ``q = min(|r|, delta)``
+    (``r**2 / 2`` inside ``[-delta, delta]``, ``delta (|r| - delta / 2)`` outside)."""
+    a = np.abs(r, out=r)
+    q = np.minimum(a, delta)
+    a -= 0.5 * q
+    a *= q
+    return a

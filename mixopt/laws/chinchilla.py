@@ -8,7 +8,7 @@ import numpy as np
 
 from mixopt.laws.base import Law, Parameter
 
-__all__ = ["Chinchilla", "HOFFMANN_GRID"]
+__all__ = ["Chinchilla", "HOFFMANN_GRID", "lse", "lse_weights"]
 
 #: Hoffmann et al. (2022, appendix D.2) / Epoch AI's start grid, in fit space:
 #: alpha, beta in {0, 0.5, ..., 2}; e = log E in {-1, -0.5, ..., 1}; a = log A, b = log B in
@@ -20,6 +20,38 @@ HOFFMANN_GRID = {
     "alpha": (0.0, 0.5, 1.0, 1.5, 2.0),
     "beta": (0.0, 0.5, 1.0, 1.5, 2.0),
 }
+
+
+def lse(terms: list[np.ndarray]) -> np.ndarray:
+    """Log-sum-exp of same-shaped terms, without stacking them (the arithmetic of
+    :func:`lse_weights`, so value and Jacobian paths agree bit for bit)."""
+    m = terms[0]
+    for t in terms[1:]:
+        m = np.maximum(m, t)
+    m = np.where(np.isfinite(m), m, 0.0)
+    s = np.exp(terms[0] - m)
+    for t in terms[1:]:
+        s += np.exp(t - m)
+    with np.errstate(divide="ignore"):
+        return m + np.log(s, out=s)
+
+
+def lse_weights(terms: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Log-sum-exp of same-shaped terms and their softmax weights, without stacking them."""
+    m = terms[0]
+    for t in terms[1:]:
+        m = np.maximum(m, t)
+    m = np.where(np.isfinite(m), m, 0.0)
+    ex = [np.exp(t - m) for t in terms]
+    s = ex[0].copy()
+    for e in ex[1:]:
+        s += e
+    with np.errstate(divide="ignore"):
+        f = m + np.log(s)
+    inv = 1.0 / s
+    for e in ex:
+        e *= inv
+    return f, ex
 
 
 class Chinchilla(Law):
@@ -53,18 +85,10 @@ class Chinchilla(Law):
             options={"max_exponent": max_exponent},
         )
 
-    def _terms(self, p: Mapping[str, np.ndarray], X: Mapping[str, np.ndarray]) -> np.ndarray:
-        logN = np.log(X["N"])
-        logD = np.log(X["D"])
-        t_a = p["A"] - p["alpha"] * logN
-        t_b = p["B"] - p["beta"] * logD
-        t_e = np.broadcast_to(p["E"], t_a.shape)
-        return np.stack(np.broadcast_arrays(t_e, t_a, t_b), axis=0)
-
     def _log_loss(self, p: Mapping[str, np.ndarray], X: Mapping[str, np.ndarray]) -> np.ndarray:
-        t = self._terms(p, X)
-        m = t.max(axis=0)
-        return m + np.log(np.exp(t - m).sum(axis=0))
+        t_a = p["A"] - p["alpha"] * np.log(X["N"])
+        t_b = p["B"] - p["beta"] * np.log(X["D"])
+        return lse(list(np.broadcast_arrays(p["E"], t_a, t_b)))
 
     def log_predict_raw_jac(
         self, theta: np.ndarray, X: Mapping[str, np.ndarray]
@@ -72,14 +96,17 @@ class Chinchilla(Law):
         """Closed-form Jacobian: with softmax weights w of the three log-terms,
         d/de = w_E, d/da = w_A, d/db = w_B, d/dalpha = -w_A log N, d/dbeta = -w_B log D."""
         theta = np.asarray(theta, dtype=float)
-        p = {par.name: theta[..., i, None] for i, par in enumerate(self.parameters)}
-        t = self._terms(p, X)
-        m = t.max(axis=0)
-        ex = np.exp(t - m)
-        s = ex.sum(axis=0)
-        f = m + np.log(s)
-        w = ex / s
-        logN = np.broadcast_to(np.log(X["N"]), f.shape)
-        logD = np.broadcast_to(np.log(X["D"]), f.shape)
-        J = np.stack([w[0], w[1], w[2], -w[1] * logN, -w[2] * logD], axis=-1)
+        e, a, b, al, be = (theta[..., i, None] for i in range(5))
+        logN = np.log(X["N"])
+        logD = np.log(X["D"])
+        t_a = a - al * logN
+        t_b = b - be * logD
+        t_e = np.broadcast_to(e, t_a.shape)
+        f, (w_e, w_a, w_b) = lse_weights(list(np.broadcast_arrays(t_e, t_a, t_b)))
+        J = np.empty(f.shape + (5,))
+        J[..., 0] = w_e
+        J[..., 1] = w_a
+        J[..., 2] = w_b
+        J[..., 3] = -w_a * logN
+        J[..., 4] = -w_b * logD
         return f, J

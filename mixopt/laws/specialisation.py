@@ -12,6 +12,11 @@ is not public to us; mixopt offers three principled forms and lets held-out extr
 Scales (E, A, B, G, S, K) are fitted as logarithms; every form's log-loss is computed as a
 log-sum-exp of log-terms, so it is stable for any parameter values.
 
+Every form has a closed-form Jacobian (:meth:`Law.log_predict_raw_jac`): with softmax weights
+``w_j`` of the log-terms ``t_j``, ``d log L / d theta = sum_j w_j d t_j / d theta``, and each
+``t_j`` is linear in its scale and exponent, or (``transfer``'s effective data, the
+``log1p`` gap/decay factor) a log-sum-exp or softplus with a sigmoid derivative.
+
 ``additive``
     L = E + A/N^alpha + B/(D + D')^beta + G (1 + D'/S)^(-gamma).
     A generic data term driven by all tokens seen, plus a separate power-law term in D' for the
@@ -39,6 +44,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from mixopt.laws.base import Law, Parameter
+from mixopt.laws.chinchilla import lse
+from mixopt.laws.chinchilla import lse_weights as _lse_w
 
 __all__ = ["Additive", "Transfer", "Multiplicative"]
 
@@ -48,11 +55,13 @@ _EXP = (0.25, 0.5, 1.0)
 
 
 def _lse(*terms: np.ndarray) -> np.ndarray:
-    t = np.stack(np.broadcast_arrays(*terms), axis=0)
-    m = np.max(t, axis=0)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        return m + np.log(np.exp(t - m).sum(axis=0))
+    return lse(list(np.broadcast_arrays(*terms)))
+
+
+def _sigmoid_log1p(x_spec: np.ndarray, log_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``log1p(D' e^-S)`` and its derivative in ``-S``, ``q = D' e^-S / (1 + D' e^-S)``."""
+    u = x_spec * np.exp(-log_s)
+    return np.log1p(u), u / (1.0 + u)
 
 
 def _common(max_exponent: float) -> list[Parameter]:
@@ -100,6 +109,34 @@ class Additive(_SpecLaw):
             p["E"], self._log_n(p, X), p["B"] - p["beta"] * log_tokens, p["G"] - p["gamma"] * decay
         )
 
+    def log_predict_raw_jac(
+        self, theta: np.ndarray, X: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Closed form: with softmax weights (w_E, w_A, w_B, w_G) of the four log-terms,
+        d/de = w_E, d/da = w_A, d/db = w_B, d/dalpha = -w_A log N, d/dbeta = -w_B log(D + D'),
+        d/dg = w_G, d/dS = w_G gamma q, d/dgamma = -w_G log1p(D'/S), q = D'/(S + D')."""
+        theta = np.asarray(theta, dtype=float)
+        e, a, b, al, be, g, ls, ga = (theta[..., i, None] for i in range(8))
+        logN = np.log(X["N"])
+        with np.errstate(divide="ignore"):
+            log_tok = np.log(X["D"] + X["D_spec"])
+        decay, q = _sigmoid_log1p(X["D_spec"], ls)
+        t_a = a - al * logN
+        t_b = b - be * log_tok
+        t_g = g - ga * decay
+        t_e = np.broadcast_to(e, t_a.shape)
+        f, (w_e, w_a, w_b, w_g) = _lse_w(list(np.broadcast_arrays(t_e, t_a, t_b, t_g)))
+        J = np.empty(f.shape + (8,))
+        J[..., 0] = w_e
+        J[..., 1] = w_a
+        J[..., 2] = w_b
+        J[..., 3] = -w_a * logN
+        J[..., 4] = -w_b * log_tok
+        J[..., 5] = w_g
+        J[..., 6] = w_g * ga * q
+        J[..., 7] = -w_g * decay
+        return f, J
+
 
 class Transfer(_SpecLaw):
     """L = E + A/N^alpha + B/(D' + K D^rho)^beta; see the module docstring."""
@@ -125,6 +162,40 @@ class Transfer(_SpecLaw):
         with np.errstate(divide="ignore"):
             log_eff = np.logaddexp(np.log(X["D_spec"]), p["K"] + p["rho"] * np.log(X["D"]))
         return _lse(p["E"], self._log_n(p, X), p["B"] - p["beta"] * log_eff)
+
+    def log_predict_raw_jac(
+        self, theta: np.ndarray, X: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Closed form: with softmax weights (w_E, w_A, w_B) of the log-terms and
+        sigma = K D^rho / (D' + K D^rho) (the share of transferred data),
+        d/dk = -w_B beta sigma, d/drho = -w_B beta sigma log D, d/dbeta = -w_B log(D' + K D^rho),
+        and the Chinchilla derivatives for e, a, b, alpha."""
+        theta = np.asarray(theta, dtype=float)
+        e, a, b, al, be, kk, rho = (theta[..., i, None] for i in range(7))
+        logN = np.log(X["N"])
+        with np.errstate(divide="ignore"):
+            logD = np.log(X["D"])
+            log_ds = np.log(X["D_spec"])
+        t_k = kk + rho * logD
+        log_eff = np.logaddexp(log_ds, t_k)
+        with np.errstate(invalid="ignore"):
+            sig = np.exp(t_k - log_eff)  # nan only where both token counts are zero
+        # D = 0: no transfer (sigma = 0) and sigma log D -> 0
+        sig_logd = np.where(sig > 0, sig * np.where(np.isfinite(logD), logD, 0.0), 0.0)
+        t_a = a - al * logN
+        t_b = b - be * log_eff
+        t_e = np.broadcast_to(e, t_a.shape)
+        f, (w_e, w_a, w_b) = _lse_w(list(np.broadcast_arrays(t_e, t_a, t_b)))
+        J = np.empty(f.shape + (7,))
+        J[..., 0] = w_e
+        J[..., 1] = w_a
+        J[..., 2] = w_b
+        J[..., 3] = -w_a * logN
+        J[..., 4] = -w_b * log_eff
+        wb_be = w_b * be
+        J[..., 5] = -wb_be * sig
+        J[..., 6] = -wb_be * sig_logd
+        return f, J
 
 
 class Multiplicative(_SpecLaw):
@@ -154,3 +225,29 @@ class Multiplicative(_SpecLaw):
         return _lse(
             p["E"], self._log_n(p, X), p["B"] - p["beta"] * log_tokens - p["gamma"] * decay
         )
+
+    def log_predict_raw_jac(
+        self, theta: np.ndarray, X: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Closed form: with softmax weights (w_E, w_A, w_B) of the log-terms,
+        d/dbeta = -w_B log(D + D'), d/dS = w_B gamma q (q = D'/(S + D')),
+        d/dgamma = -w_B log1p(D'/S), and the Chinchilla derivatives for e, a, b, alpha."""
+        theta = np.asarray(theta, dtype=float)
+        e, a, b, al, be, ls, ga = (theta[..., i, None] for i in range(7))
+        logN = np.log(X["N"])
+        with np.errstate(divide="ignore"):
+            log_tok = np.log(X["D"] + X["D_spec"])
+        decay, q = _sigmoid_log1p(X["D_spec"], ls)
+        t_a = a - al * logN
+        t_b = b - be * log_tok - ga * decay
+        t_e = np.broadcast_to(e, t_a.shape)
+        f, (w_e, w_a, w_b) = _lse_w(list(np.broadcast_arrays(t_e, t_a, t_b)))
+        J = np.empty(f.shape + (7,))
+        J[..., 0] = w_e
+        J[..., 1] = w_a
+        J[..., 2] = w_b
+        J[..., 3] = -w_a * logN
+        J[..., 4] = -w_b * log_tok
+        J[..., 5] = w_b * ga * q
+        J[..., 6] = -w_b * decay
+        return f, J

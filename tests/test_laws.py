@@ -13,7 +13,8 @@ CHIN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
 
 def test_registry():
-    assert names() == ["additive", "chinchilla", "mixing", "multiplicative", "transfer"]
+    assert names() == ["additive", "chinchilla", "mixing", "mixing_chinchilla", "mixture_additive",
+                       "mixture_joint", "multiplicative", "transfer"]
     with pytest.raises(LawError, match="unknown law 'nope'"):
         get("nope")
     with pytest.raises(LawError, match="bad options"):

@@ -1,8 +1,9 @@
 """Loss-surface families and their registry.
 
 >>> import mixopt
->>> mixopt.laws.names()
-['additive', 'chinchilla', 'mixing', 'multiplicative', 'transfer']
+>>> mixopt.laws.names()  # doctest: +NORMALIZE_WHITESPACE
+['additive', 'chinchilla', 'mixing', 'mixing_chinchilla', 'mixture_additive', 'mixture_joint',
+ 'multiplicative', 'transfer']
 >>> law = mixopt.laws.get("chinchilla")
 >>> law.param_names
 ('E', 'A', 'B', 'alpha', 'beta')
@@ -22,6 +23,7 @@ from mixopt.errors import LawError
 from mixopt.laws.base import LOG_LIMIT, FunctionLaw, Law, Parameter
 from mixopt.laws.chinchilla import HOFFMANN_GRID, Chinchilla
 from mixopt.laws.mixing import MixingLaw
+from mixopt.laws.mixture import MixingChinchilla, MixtureAdditive, MixtureJoint
 from mixopt.laws.specialisation import Additive, Multiplicative, Transfer
 
 __all__ = [
@@ -34,6 +36,9 @@ __all__ = [
     "Transfer",
     "Multiplicative",
     "MixingLaw",
+    "MixtureAdditive",
+    "MixtureJoint",
+    "MixingChinchilla",
     "HOFFMANN_GRID",
     "names",
     "get",
@@ -48,6 +53,9 @@ _REGISTRY: dict[str, Callable[..., Law]] = {
     "transfer": Transfer,
     "multiplicative": Multiplicative,
     "mixing": MixingLaw,
+    "mixture_additive": MixtureAdditive,
+    "mixture_joint": MixtureJoint,
+    "mixing_chinchilla": MixingChinchilla,
 }
 
 

@@ -12,7 +12,15 @@ Run: ``.venv/bin/python benchmarks/sampler_speed.py [--quick]``
    excluded: it is the user's held-out pass) and of drawing the batch's indices, as a fraction of
    one training step (forward, backward, AdamW) of a small TinyGPT.
 
-Targets (issue 7): >= 5 million indices/s; overhead < 1% of a step.
+3. Framework callbacks (issue 15): time spent in mixopt per optimisation step inside a real
+   ``transformers.Trainer`` (``mixopt.train.hf.MixtureCallback``: the loader's consume/commit,
+   field mapping, ``on_step_end``) and a real Lightning fit (``mixopt.train.lightning``:
+   ``on_train_batch_start`` consume, ``on_train_batch_end``), as a fraction of the measured step
+   of a tiny model (GPT-2 with 2 layers, width 64 / TinyGPT with 2 layers, width 64; batch
+   16 x 64). Building the batches' items is data loading, not overhead, and is excluded; the
+   controller's evaluation is the user's held-out pass and is excluded (fixed losses).
+
+Targets (issue 7): >= 5 million indices/s; overhead < 1% of a step (issues 7 and 15).
 """
 
 from __future__ import annotations
@@ -150,9 +158,168 @@ def controller_overhead(quick: bool) -> None:
     print(f"overhead total {total:.3f}% (target < 1%: {'met' if total < 1 else 'NOT met'})")
 
 
+class _Timer:
+    """Wall time of wrapped calls (each wrapped function runs once per step here)."""
+
+    WARMUP = 10  # calls per function left out of the steady state (first-call costs)
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.inside = 0
+        self.calls: dict[str, list[float]] = {}
+
+    def wrap(self, fn, name: str):
+        calls = self.calls.setdefault(name, [])
+
+        def timed(*args, **kwargs):
+            if self.inside:
+                return fn(*args, **kwargs)
+            self.inside += 1
+            self.total = 0.0
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                calls.append(time.perf_counter() - t + self.total)
+                self.inside -= 1
+        return timed
+
+    def per_step(self) -> tuple[float, float]:
+        """(steady-state seconds per step, one-time seconds of the warm-up calls)."""
+        steady = sum(float(np.mean(c[self.WARMUP:])) for c in self.calls.values())
+        warm = sum(float(np.sum(c[:self.WARMUP]) - self.WARMUP * np.mean(c[self.WARMUP:]))
+                   for c in self.calls.values())
+        return steady, warm
+
+
+def _mixture(batch: int, length: int, k: int = 5):
+    from mixopt.train import MixtureDataset
+
+    rng = np.random.default_rng(0)
+    sources = [[{"tokens": torch.from_numpy(rng.integers(0, 64, length)),
+                 "loss_mask": torch.ones(length, dtype=torch.bool)} for _ in range(200)]
+               for _ in range(k)]
+    ds = MixtureDataset(sources, np.full(k, 1 / k), seed=0, batch_size=batch)
+    ctl = MixtureController(SkillIt(np.eye(k), eta=0.5), ds, lambda: np.linspace(1.0, 2.0, k),
+                            every=100)
+    return ds, ctl
+
+
+def _exclude_items(ds, timer: _Timer) -> None:
+    """Item building (data loading) inside a timed call is subtracted from the timer."""
+    emit = ds._emit
+
+    def untimed(*args, **kwargs):
+        if not timer.inside:  # a producer building the next batch: not inside mixopt's hooks
+            return emit(*args, **kwargs)
+        t = time.perf_counter()
+        out = emit(*args, **kwargs)
+        timer.total -= time.perf_counter() - t
+        return out
+
+    ds._emit = untimed
+
+
+def hf_overhead(quick: bool) -> None:
+    try:
+        import transformers
+
+        from mixopt.train.hf import MixtureCallback as HFCallback
+    except ImportError as exc:
+        print(f"HF Trainer callback: skipped ({exc})")
+        return
+    import tempfile
+    import warnings
+
+    torch.set_num_threads(1)
+    batch, length, steps = 16, 64, (30 if quick else 120)
+    ds, ctl = _mixture(batch, length)
+    cb = HFCallback(ctl)
+    timer = _Timer()
+    ds.consume = timer.wrap(ds.consume, "consume")
+    cb._output = timer.wrap(cb._output, "fields")
+    cb.on_step_end = timer.wrap(cb.on_step_end, "on_step_end")
+    _exclude_items(ds, timer)
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=64,
+                                  n_positions=length, bos_token_id=0, eos_token_id=0)
+    model = transformers.GPT2LMHeadModel(cfg)
+    with tempfile.TemporaryDirectory() as out, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        args = transformers.TrainingArguments(
+            output_dir=out, max_steps=steps, per_device_train_batch_size=batch, report_to=[],
+            use_cpu=True, disable_tqdm=True, save_strategy="no", logging_steps=10**6)
+        trainer = cb.attach(transformers.Trainer(model=model, args=args))
+        t = time.perf_counter()
+        trainer.train()
+        wall = time.perf_counter() - t
+    t_cb, warm = timer.per_step()
+    t_step = (wall - warm) / steps
+    met = "met" if t_cb < 0.01 * t_step else "NOT met"
+    print(f"HF Trainer step (GPT-2 2x64, batch {batch}x{length}, {steps} steps): "
+          f"{t_step * 1e3:.2f} ms; mixopt per step {t_cb * 1e6:.1f} us = "
+          f"{100 * t_cb / t_step:.3f}% (target < 1%: {met}); first calls once: "
+          f"{warm * 1e3:.1f} ms")
+
+
+def lightning_overhead(quick: bool) -> None:
+    try:
+        import lightning.pytorch as pl
+
+        from mixopt.train.lightning import MixtureCallback as PLCallback
+    except ImportError as exc:
+        print(f"Lightning callback: skipped ({exc})")
+        return
+    import warnings
+
+    torch.set_num_threads(1)
+    batch, length, steps = 16, 64, (30 if quick else 120)
+    ds, ctl = _mixture(batch, length)
+    cb = PLCallback(ctl)
+    timer = _Timer()
+    cb.on_train_batch_start = timer.wrap(cb.on_train_batch_start, "on_train_batch_start")
+    cb.on_train_batch_end = timer.wrap(cb.on_train_batch_end, "on_train_batch_end")
+    ds._deliver = timer.wrap(ds._deliver, "deliver")
+    _exclude_items(ds, timer)
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = TinyGPT(64, context=length, n_layers=2, n_heads=2, d_model=64, seed=0)
+
+        def training_step(self, b, i):
+            return masked_lm_loss(self.model, b)
+
+        def configure_optimizers(self):
+            return torch.optim.AdamW(self.parameters(), lr=1e-3)
+
+    trainer = pl.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         enable_checkpointing=False, callbacks=[cb])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = time.perf_counter()
+        trainer.fit(Module(), train_dataloaders=cb.loader())
+        wall = time.perf_counter() - t
+    t_cb, warm = timer.per_step()
+    t_step = (wall - warm) / steps
+    met = "met" if t_cb < 0.01 * t_step else "NOT met"
+    print(f"Lightning step (TinyGPT 2x64, batch {batch}x{length}, {steps} steps): "
+          f"{t_step * 1e3:.2f} ms; mixopt per step {t_cb * 1e6:.1f} us = "
+          f"{100 * t_cb / t_step:.3f}% (target < 1%: {met}); first calls once: "
+          f"{warm * 1e3:.1f} ms")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--only", choices=["sampler", "controller", "callbacks"], default=None,
+                        help="run one part")
     args = parser.parse_args()
-    sampler_speed(args.quick)
-    controller_overhead(args.quick)
+    if args.only in (None, "sampler"):
+        sampler_speed(args.quick)
+    if args.only in (None, "controller"):
+        controller_overhead(args.quick)
+    if args.only in (None, "callbacks"):
+        hf_overhead(args.quick)
+        lightning_overhead(args.quick)

@@ -189,7 +189,7 @@ class _Timer:
         steady = sum(float(np.mean(c[self.WARMUP:])) for c in self.calls.values())
         warm = sum(float(np.sum(c[:self.WARMUP]) - self.WARMUP * np.mean(c[self.WARMUP:]))
                    for c in self.calls.values())
-        return steady, warm
+        return steady, max(warm, 0.0)
 
 
 def _mixture(batch: int, length: int, k: int = 5):

@@ -3,8 +3,7 @@
 Sources are map-style datasets (anything with ``__len__`` and ``__getitem__``), procedural tasks
 (anything with ``.sample(rng, batch_size, length)``, e.g. ``mixopt.procedural.get("lego")``) or
 streams (``datasets.IterableDataset``, see :mod:`mixopt.train.stream`: endless domains whose
-draw ``p`` is the stream's example ``p``). The
-stream of ``(domain, index)`` pairs comes from a :class:`~mixopt.train.MixtureSampler`; a
+draw ``p`` is the stream's example ``p``). The stream of ``(domain, index)`` pairs comes from a :class:`~mixopt.train.MixtureSampler`; a
 procedural item ``index`` of domain ``d`` is drawn with the Generator seeded by
 ``(seed, d, index)``, so it is the same whichever process draws it.
 
@@ -38,7 +37,8 @@ Sources
 Mapping items have their list and numpy values turned into tensors, so a ``datasets.Dataset`` in
 its default (python) format collates into batch tensors; a ``datasets.Dataset`` is also switched
 to torch format. Stream sources (``datasets.IterableDataset``) are described in
-:mod:`mixopt.train.hf`.
+:mod:`mixopt.train.stream`. The framework callbacks are in :mod:`mixopt.train.hf` and
+:mod:`mixopt.train.lightning`.
 """
 
 from __future__ import annotations
@@ -115,6 +115,11 @@ class MixtureDataset(IterableDataset):
     Each item is a dict with ``domain`` and ``index`` plus, for procedural sources, ``tokens``
     (int64 [T]), ``loss_mask`` (bool [T]) and ``skill`` when the task labels rows; for map-style
     sources the fields of a mapping item, or ``data`` for any other item.
+
+    With workers or a framework that reads ahead, iterate :meth:`loader` (exact); ``commit`` is
+    ``"next"`` (a batch from :meth:`loader` counts as trained when handed out) or ``"manual"``
+    (when :meth:`consume` is called; the Lightning callback sets it); ``repaired`` counts the
+    prefetched batches rebuilt after a weight change.
     """
 
     def __init__(self, sources: Sequence[Any] | Mapping[str, Any], sampler: Any, *,

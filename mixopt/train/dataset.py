@@ -3,9 +3,9 @@
 Sources are map-style datasets (anything with ``__len__`` and ``__getitem__``), procedural tasks
 (anything with ``.sample(rng, batch_size, length)``, e.g. ``mixopt.procedural.get("lego")``) or
 streams (``datasets.IterableDataset``, see :mod:`mixopt.train.stream`: endless domains whose
-draw ``p`` is the stream's example ``p``). The stream of ``(domain, index)`` pairs comes from a :class:`~mixopt.train.MixtureSampler`; a
-procedural item ``index`` of domain ``d`` is drawn with the Generator seeded by
-``(seed, d, index)``, so it is the same whichever process draws it.
+draw ``p`` is the stream's example ``p``). The stream of ``(domain, index)`` pairs comes from a
+:class:`~mixopt.train.MixtureSampler`; a procedural item ``index`` of domain ``d`` is drawn with
+the Generator seeded by ``(seed, d, index)``, so it is the same whichever process draws it.
 
 Workers and ranks
 -----------------

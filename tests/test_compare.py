@@ -75,3 +75,34 @@ def test_bad_laws_and_data():
         mixopt.compare(3, data)
     with pytest.raises(DataError, match="D_spec"):
         mixopt.compare(["transfer"], data.drop(columns="D_spec"), grid=5)
+
+
+def test_holdout_by_d_and_by_unseen_mixtures_for_mixture_laws():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_laws_mixture import DOMS, TRUTH, ladder
+
+    from mixopt.fitting.selection import holdout_mask
+
+    law = mixopt.laws.get("mixing_chinchilla", domains=DOMS)
+    data = ladder()
+    rng = np.random.default_rng(0)
+    data["loss"] = law.predict(TRUTH["mixing_chinchilla"], data) * np.exp(
+        0.003 * rng.standard_normal(len(data)))
+    mD = holdout_mask(data, "D")
+    assert mD.sum() == (data["D"] == data["D"].max()).sum()
+    mM = holdout_mask(data, "mixtures", domains=DOMS, seed=1)
+    held = {tuple(r) for r in np.round(data.loc[mM, DOMS].to_numpy(), 9)}
+    kept = {tuple(r) for r in np.round(data.loc[~mM, DOMS].to_numpy(), 9)}
+    assert held and not held & kept  # unseen mixtures only
+    laws = {"mixing_chinchilla": law,
+            "mixture_additive": mixopt.laws.get("mixture_additive", domains=DOMS)}
+    for holdout in ("N", "D", "mixtures"):
+        table = mixopt.compare(laws, data, holdout=holdout)
+        row = table.set_index("law").loc["mixing_chinchilla"]
+        assert row["mean_rel_error"] < 0.01, holdout
+        assert row["spearman"] > 0.9, holdout
+    with pytest.raises(mixopt.MixoptError, match="needs a law over mixtures"):
+        mixopt.compare("chinchilla", data, holdout="mixtures")

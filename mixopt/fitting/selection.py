@@ -36,26 +36,43 @@ def _compute(frame: pd.DataFrame) -> np.ndarray:
     raise DataError("holdout by compute needs columns 'N' and 'D' (or 'C')")
 
 
-def holdout_mask(frame: pd.DataFrame, holdout: Any) -> np.ndarray:
+def holdout_mask(frame: pd.DataFrame, holdout: Any, *, domains: Sequence[str] = (),
+                 seed: int = 0) -> np.ndarray:
     """Boolean mask of held-out runs (True = held out) for a standardised run table.
 
-    ``"N"``: every run at the largest model size. ``"C"``: runs above the 0.8 quantile of compute
+    ``"N"`` (``"D"``): every run at the largest model size (token count). ``"mixtures"``: every
+    run of a fifth of the distinct mixtures (rows of the ``domains`` columns), drawn with
+    ``seed``: unseen mixtures. ``"C"``: runs above the 0.8 quantile of compute
     ``6 N (D + D_spec)`` (the top fifth). A float ``q`` in (0, 1): runs above the ``q`` quantile
     of compute. A boolean array of length n_runs, or a callable ``frame -> mask``.
     """
     n = len(frame)
     if isinstance(holdout, str):
-        if holdout == "N":
-            if "N" not in frame.columns:
-                raise DataError(f"holdout='N' needs column 'N'; the run table has {list(frame)}")
-            N = pd.to_numeric(frame["N"], errors="coerce").to_numpy(dtype=float)
-            mask = np.isclose(N, np.nanmax(N), rtol=1e-9)
+        if holdout in ("N", "D"):
+            if holdout not in frame.columns:
+                raise DataError(f"holdout={holdout!r} needs column {holdout!r}; the run table "
+                                f"has {list(frame)}")
+            v = pd.to_numeric(frame[holdout], errors="coerce").to_numpy(dtype=float)
+            mask = np.isclose(v, np.nanmax(v), rtol=1e-9)
+        elif holdout == "mixtures":
+            missing = [d for d in domains if d not in frame.columns]
+            if not domains or missing:
+                raise DataError("holdout='mixtures' needs a law over mixtures (domains=[...]) "
+                                "and their columns in the run table"
+                                + (f"; missing {missing}" if missing else ""))
+            H = np.round(frame[list(domains)].to_numpy(dtype=float), 9)
+            uniq, inverse = np.unique(H, axis=0, return_inverse=True)
+            if len(uniq) < 2:
+                raise DataError("holdout='mixtures' needs runs at 2 or more mixtures")
+            k = max(1, len(uniq) // 5)
+            held = np.random.default_rng(seed).choice(len(uniq), k, replace=False)
+            mask = np.isin(inverse.reshape(-1), held)
         elif holdout == "C":
             C = _compute(frame)
             mask = C > np.nanquantile(C, 0.8)
         else:
-            raise FitError(f"holdout must be 'N', 'C', a quantile, a mask or a callable; "
-                           f"got {holdout!r}")
+            raise FitError(f"holdout must be 'N', 'D', 'mixtures', 'C', a quantile, a mask or "
+                           f"a callable; got {holdout!r}")
     elif isinstance(holdout, float):
         if not 0 < holdout < 1:
             raise FitError(f"holdout quantile must be in (0, 1), got {holdout!r}")
@@ -75,6 +92,15 @@ def holdout_mask(frame: pd.DataFrame, holdout: Any) -> np.ndarray:
     if mask.all():
         raise FitError(f"holdout={holdout!r} holds out every run: nothing left to fit")
     return mask
+
+
+def _spearman(pred: np.ndarray, loss: np.ndarray) -> float:
+    """Rank correlation of predicted and actual held-out losses (NaN below 3 distinct runs)."""
+    from scipy.stats import spearmanr
+
+    if len(loss) < 3 or np.ptp(loss) == 0 or np.ptp(pred) == 0:
+        return float("nan")
+    return float(spearmanr(pred, loss).statistic)
 
 
 def _labelled(laws: Any) -> list[tuple[str, Law]]:
@@ -119,7 +145,8 @@ def compare(
     data:
         Run table with every law's variables and ``loss``.
     holdout:
-        Which runs to hold out; see :func:`holdout_mask` (default: the largest N).
+        Which runs to hold out; see :func:`holdout_mask` (default: the largest N; also the
+        largest D, unseen mixtures, or the top fifth of compute).
     delta, grid, weights, seed, fit_options:
         Passed to :func:`mixopt.fit` (``weights`` as an array over all runs or a column name).
 
@@ -128,12 +155,17 @@ def compare(
     DataFrame, one row per law sorted by ``mean_rel_error`` (ascending), columns: ``law``,
     ``n_params`` (free), ``n_train``, ``n_test``, ``objective_train``, ``mean_rel_error``,
     ``max_rel_error`` (``|L_hat - L| / L`` on held-out runs), ``rmse_log`` (of held-out log
-    residuals), ``aic``, ``bic`` (training fit, Gaussian on log residuals), ``success`` and
+    residuals), ``spearman`` (rank correlation of predicted and actual held-out losses: how well
+    the law ranks mixtures at the held-out scale), ``aic``, ``bic`` (training fit, Gaussian on
+    log residuals), ``success`` and
     ``note`` (why a law could not be fitted, if so).
     """
     items = _labelled(laws)
-    frame = standardize(data).reset_index(drop=True)
-    mask = holdout_mask(frame, holdout)
+    own = sorted({v for _, law in items for v in law.variables})
+    frame = standardize(data, keep=own).reset_index(drop=True)
+    domains: list[str] = next((list(law.domains) for _, law in items
+                               if getattr(law, "domains", None)), [])
+    mask = holdout_mask(frame, holdout, domains=domains, seed=seed)
     if isinstance(weights, str):
         if weights not in frame.columns:
             raise DataError(f"weights column {weights!r} is not in the run table")
@@ -151,7 +183,8 @@ def compare(
             pred = res.predict(held)
         except (FitError, LawError) as exc:  # one failing law must not sink the comparison
             row.update(objective_train=np.nan, mean_rel_error=np.nan, max_rel_error=np.nan,
-                       rmse_log=np.nan, aic=np.nan, bic=np.nan, success=False, note=str(exc))
+                       rmse_log=np.nan, spearman=np.nan, aic=np.nan, bic=np.nan, success=False,
+                       note=str(exc))
             rows.append(row)
             continue
         loss = held["loss"].to_numpy(dtype=float)
@@ -161,6 +194,7 @@ def compare(
             mean_rel_error=float(np.mean(rel)),
             max_rel_error=float(np.max(rel)),
             rmse_log=float(np.sqrt(np.mean((np.log(pred) - np.log(loss)) ** 2))),
+            spearman=_spearman(pred, loss),
             aic=res.aic,
             bic=res.bic,
             success=res.success,

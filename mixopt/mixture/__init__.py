@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from mixopt.mixture._inputs import Target
 from mixopt.mixture.crossval import DEFAULT_MODELS, cross_validate
+from mixopt.mixture.design import caps, design, write_configs
 from mixopt.mixture.model import MixtureModel, fit, load, scores
 from mixopt.mixture.optimize import MixturePlan, optimize
 from mixopt.mixture.regmix import read_regmix
@@ -45,12 +46,3 @@ __all__ = [
     "SURROGATES",
 ]
 
-
-def __getattr__(name: str):  # the swarm design module is written separately
-    if name in ("design", "caps", "write_configs"):
-        from mixopt.mixture import design as _design_module
-
-        value = getattr(_design_module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mixopt.mixture' has no attribute {name!r}")

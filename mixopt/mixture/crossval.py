@@ -70,7 +70,7 @@ def cross_validate(
         ``"target"`` for the combined target), ``spearman``, ``pearson``, ``mae``, ``mre``, ``n``.
     """
     from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     if isinstance(models, str) or not isinstance(models, Sequence) or not models:
         raise MixtureError(f"models must be a non-empty list of names, got {models!r}")

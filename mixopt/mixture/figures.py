@@ -20,9 +20,6 @@ def plot_fit(model: Any, ratios: Any, metrics: Any, *, plan: Any = None, prior: 
     ``prior`` defaults to the plan's prior, else the fitted swarm's mean mixture.
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError:  # pragma: no cover
         raise MixoptError("figures need matplotlib: pip install 'mixopt[plot]'") from None

@@ -439,7 +439,7 @@ def _bootstrap(plan: MixturePlan, model: MixtureModel, method: str, lo, hi, kl, 
     import warnings
 
     from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     n = model.n_runs
     idx = [rng.integers(0, n, size=n) for _ in range(n_boot)]

@@ -19,12 +19,13 @@ __all__ = ["read_regmix", "REGMIX_SPLITS"]
 REGMIX_SPLITS = (("train", "1m"), ("test", "1m"), ("test", "60m"), ("test", "1B"))
 
 
-def read_regmix(directory: str | Path, *, split: str = "train", scale: str = "1m"
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_regmix(directory: str | Path, *, split: str = "train", scale: str = "1m",
+                renormalise: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(ratios, metrics)`` of one split: index run, columns domain names.
 
     ``split`` is ``"train"`` or ``"test"``; ``scale`` ``"1m"``, ``"60m"`` or ``"1B"`` (only
-    ``"1m"`` has a train split).
+    ``"1m"`` has a train split). The released weights are rounded to 3 decimals, so rows sum to
+    0.996-1.003; with ``renormalise`` (default) each row is divided by its sum.
     """
     if (split, scale) not in REGMIX_SPLITS:
         raise DataError(f"RegMix's release has (split, scale) in {list(REGMIX_SPLITS)}, not "
@@ -41,4 +42,6 @@ def read_regmix(directory: str | Path, *, split: str = "train", scale: str = "1m
     metrics.columns = [c.removeprefix("metric/the_pile_").removesuffix("_val_loss")
                        for c in metrics.columns]
     ratios.index.name = metrics.index.name = "run"
+    if renormalise:
+        ratios = ratios.div(ratios.sum(axis=1), axis=0)
     return ratios, metrics

@@ -19,6 +19,7 @@ from mixopt.plan.flops import (
     tokens_to_steps,
 )
 from mixopt.plan.frontier import frontier
+from mixopt.plan.mixture import MixtureAllocation, MixturePath, mixture, mixture_path
 from mixopt.plan.optimal import best_loss_at, budget_for_loss, compute_optimal
 from mixopt.plan.result import Allocation, AllocationDistribution, Frontier, SplitPlan
 from mixopt.plan.split import split
@@ -38,6 +39,10 @@ __all__ = [
     "AllocationDistribution",
     "split",
     "frontier",
+    "mixture",
+    "mixture_path",
+    "MixtureAllocation",
+    "MixturePath",
     "SplitPlan",
     "Frontier",
 ]

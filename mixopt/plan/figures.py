@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_frontier"]
+__all__ = ["plot_frontier", "plot_mixture_path"]
 
 
 def plot_frontier(frontier: Any, *, baseline: bool = True, ax: Any = None) -> Any:
@@ -35,4 +35,32 @@ def plot_frontier(frontier: Any, *, baseline: bool = True, ax: Any = None) -> An
     a2.set_ylim(0, 1)
     a2.set_xlabel("budget (FLOPs)")
     a2.set_ylabel("split fraction D / (D + sum D')")
+    return fig
+
+
+def plot_mixture_path(path: Any, *, ax: Any = None) -> Any:
+    """Optimal training weights (stacked) and the optimal N against the budget, from
+    :func:`mixopt.plan.mixture_path`. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    from mixopt.errors import MixoptError
+
+    W = path.weights
+    if len(W) < 2:
+        raise MixoptError("a mixture path needs at least 2 budgets to draw")
+    if ax is None:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    else:
+        a1, a2 = ax
+        fig = a1.figure
+    b = W.index.to_numpy(dtype=float)
+    a1.stackplot(b, W.to_numpy().T, labels=list(W.columns))
+    a1.set_xscale("log")
+    a1.set_ylim(0, 1)
+    a1.set_xlabel("budget (FLOPs)")
+    a1.set_ylabel("optimal weight")
+    a1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    a2.loglog(b, [p.N for p in path.plans], "o-")
+    a2.set_xlabel("budget (FLOPs)")
+    a2.set_ylabel("optimal N")
     return fig

@@ -18,7 +18,7 @@ import pandas as pd
 from mixopt.data import validate
 from mixopt.errors import DataError, FitError
 from mixopt.fitting.objective import Objective
-from mixopt.laws import Law, resolve
+from mixopt.laws import LOG_LIMIT, Law, resolve
 
 __all__ = ["Problem", "check_delta", "make_starts"]
 
@@ -179,9 +179,9 @@ class Problem:
         for name in self.free_names:
             p = self.law.parameter(name)
             a, b = self.bounds[name]
-            if p.log:
-                lo.append(np.log(a) if a > 0 else -np.inf)
-                hi.append(np.log(b))
+            if p.log:  # kept within +-LOG_LIMIT so that every fitted value predicts
+                lo.append(max(np.log(a), -LOG_LIMIT) if a > 0 else -LOG_LIMIT)
+                hi.append(min(np.log(b), LOG_LIMIT))
             else:
                 lo.append(a)
                 hi.append(b)

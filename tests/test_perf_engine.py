@@ -43,7 +43,7 @@ def test_blocked_system_equals_dense(chunk):
     starts = make_starts(pb, 40, 0)
     obj = pb.objective()
     obj.chunk = chunk
-    f, g, H = obj.system(starts)
+    f, g, H, _ = obj.system(starts)
     fd, gd, Hd = _dense(obj, starts, np.broadcast_to(obj.w, (len(starts), obj.n)))
     np.testing.assert_allclose(f, fd, rtol=1e-12)
     np.testing.assert_allclose(g, gd, rtol=1e-10, atol=1e-14 * np.abs(gd).max())
@@ -54,6 +54,21 @@ def test_blocked_system_equals_dense(chunk):
     np.testing.assert_array_equal(g2, g)
 
 
+def test_exact_gauss_newton_matrix_equals_dense():
+    pb = _problem(n=120)
+    starts = make_starts(pb, 10, 0)
+    obj = pb.objective()
+    obj.chunk = 400
+    near = np.arange(len(starts)) % 3 == 0
+    f, g, H, Hx = obj.system(starts, exact=near)
+    r, J = obj.residuals_jac(starts)
+    inside = (np.abs(r) <= obj.delta) * obj.w
+    Hd = np.einsum("sn,snk,snl->skl", inside, J, J)
+    np.testing.assert_allclose(Hx[near], Hd[near], rtol=1e-10, atol=1e-14 * np.abs(Hd).max())
+    np.testing.assert_array_equal(Hx[~near], H[~near])
+    assert obj.system(starts)[3] is None
+
+
 def test_blocked_system_with_per_group_weights():
     pb = _problem(n=120)
     rng = np.random.default_rng(1)
@@ -62,7 +77,7 @@ def test_blocked_system_with_per_group_weights():
     rows = rng.integers(0, 5, size=len(starts))
     obj = pb.objective(weights=W)
     obj.chunk = 300  # many blocks of starts and runs
-    f, g, H = obj.system(starts, rows)
+    f, g, H, _ = obj.system(starts, rows)
     fd, gd, Hd = _dense(obj, starts, W[rows])
     np.testing.assert_allclose(f, fd, rtol=1e-12)
     np.testing.assert_allclose(g, gd, rtol=1e-10, atol=1e-14 * np.abs(gd).max())

@@ -15,8 +15,16 @@ and by clipping the step (projected LM, as in Kanzow, Yamashita & Fukushima 2004
 Before the first step, only the starts with the lowest initial objective are kept
 (``LMOptions.prescreen``: an objective value costs far less than a Jacobian); after a few
 iterations only the best starts continue (successive pruning, ``LMOptions.prune``);
-the survivors run to convergence. A start has converged when its full Gauss-Newton step is tiny
-relative to the parameters (``max |s_j| / (1 + |theta_j|) <= xtol``) or when the decrease that
+the survivors run to convergence. IRLS steps majorise the objective, which makes them safe far
+from a solution but only linearly convergent (the error fell by about 0.75 per iteration on the
+Chinchilla data). A start whose undamped IRLS step has become small
+(``LMOptions.exact_below``, relative) switches to the Gauss-Newton matrix of Huber's second
+derivative, ``J^T diag(w 1[|r| <= delta]) J`` (the Gauss-Newton model of the objective
+itself), which, with the same damping and acceptance test, converges in a few steps once the
+set of residuals inside ``[-delta, delta]`` settles. Switching only near a stationary point
+keeps each start in the basin IRLS was taking it to; the convergence test below always uses
+the IRLS step. A start has converged when its full Gauss-Newton step is tiny relative to the
+parameters (``max |s_j| / (1 + |theta_j|) <= xtol``) or when the decrease that
 step predicts, ``g^T s / 2``, is below ``ftol`` times the objective.
 
 The final answer is polished with scipy's L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995) and checked
@@ -42,13 +50,17 @@ class LMOptions:
 
     max_iter: int = 200
     #: successive pruning: after iteration ``i`` keep the ``m`` best starts, for each ``(i, m)``
-    prune: tuple[tuple[int, int], ...] = ((1, 450), (3, 60), (5, 12))
+    prune: tuple[tuple[int, int], ...] = ((1, 300), (3, 40), (5, 12), (15, 4))
     #: before the first step, keep the ``prescreen`` starts of lowest initial objective (per
     #: group); evaluating the objective is much cheaper than a Jacobian. None: keep all.
-    prescreen: int | None = 1500
+    prescreen: int | None = 1000
     lam0: float = 1e-2
     xtol: float = 1e-7
     ftol: float = 1e-12
+    #: a start whose undamped IRLS step is below this (relative to its parameters) switches to
+    #: the Gauss-Newton matrix of Huber's second derivative (``Objective.system(exact=...)``)
+    #: for the rest of the run; None: IRLS throughout
+    exact_below: float | None = 1e-2
 
     def get_params(self) -> dict[str, float]:
         return dict(self.__dict__)
@@ -63,6 +75,7 @@ class LMState:
     lam: np.ndarray  # (S,)
     converged: np.ndarray  # (S,) bool
     stalled: np.ndarray  # (S,) bool
+    near: np.ndarray  # (S,) bool: uses Huber's exact Gauss-Newton matrix
     index: np.ndarray  # (S,) index of each row in the original starts
     group: np.ndarray  # (S,) independent problem each start belongs to
     nit: int = 0
@@ -75,28 +88,39 @@ def _active(theta: np.ndarray, g: np.ndarray, lo: np.ndarray, hi: np.ndarray) ->
     return ((theta <= lo + tol) & (g > 0)) | ((theta >= hi - tol) & (g < 0))
 
 
-def _system(obj: Objective, theta: np.ndarray, rows: np.ndarray | None = None):
-    """Objective, gradient, IRLS Gauss-Newton matrix and active set at ``theta`` ``(S, k)``.
+def _system(obj: Objective, theta: np.ndarray, rows: np.ndarray | None = None,
+            exact: np.ndarray | bool = False):
+    """Objective, gradient, IRLS Gauss-Newton matrix, active set and step matrix at ``theta``.
 
     Accumulated over blocks of runs by :meth:`Objective.system` (bounded memory); ``rows``
-    picks each start's weight row when the problem has per-group weights.
+    picks each start's weight row when the problem has per-group weights. The step matrix is
+    the exact Gauss-Newton matrix where ``exact`` holds, else the IRLS one.
     """
-    f, g, H = obj.system(theta, rows)
-    bad = ~(np.isfinite(f) & np.isfinite(g).all(-1) & np.isfinite(H).all((-1, -2)))
+    f, g, H, Hx = obj.system(theta, rows, exact=exact)
+    Hx = H if Hx is None else Hx
+    bad = ~(np.isfinite(f) & np.isfinite(g).all(-1) & np.isfinite(H).all((-1, -2))
+            & np.isfinite(Hx).all((-1, -2)))
     if bad.any():
         f = np.where(bad, np.inf, f)
         g[bad] = 0.0
         H[bad] = np.eye(obj.k)
+        Hx[bad] = np.eye(obj.k)
     act = _active(theta, g, obj.lower, obj.upper)
-    return f, g, H, act
+    return f, g, H, act, Hx
 
 
-def _solve(H: np.ndarray, g: np.ndarray, act: np.ndarray, lam: np.ndarray | float) -> np.ndarray:
-    """Solve ``(H + lam diag H) s = -g`` on the free (non-active) coordinates, batched."""
+def _solve(H: np.ndarray, g: np.ndarray, act: np.ndarray, lam: np.ndarray | float,
+           scale_from: np.ndarray | None = None) -> np.ndarray:
+    """Solve ``(H + lam diag D) s = -g`` on the free (non-active) coordinates, batched.
+
+    ``D`` is the diagonal of ``scale_from`` (default ``H``): the exact Gauss-Newton matrix may
+    be singular (no residual inside ``delta``), so its damping is scaled by the IRLS matrix.
+    """
     k = H.shape[-1]
     free = ~act
-    M = H * (free[..., :, None] & free[..., None, :])
-    d = np.einsum("skk->sk", M)
+    mask = free[..., :, None] & free[..., None, :]
+    M = H * mask
+    d = np.einsum("skk->sk", M if scale_from is None else scale_from * mask)
     scale = np.maximum(d.max(axis=-1, keepdims=True), 1e-300)
     d = np.maximum(d, 1e-12 * scale)
     eye = np.eye(k)
@@ -118,7 +142,7 @@ def _small_step(theta, s, f, g, opts_xtol, opts_ftol, floor):
 
 def newton_step(obj: Objective, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Undamped IRLS Gauss-Newton step at ``theta`` ``(S, k)``: returns ``(f, g, s)``."""
-    f, g, H, act = _system(obj, np.atleast_2d(theta))
+    f, g, H, act, _ = _system(obj, np.atleast_2d(theta))
     return f, np.where(act, 0.0, g), _solve(H, g, act, 0.0)
 
 
@@ -171,6 +195,7 @@ def levenberg_marquardt(
         lam=np.full(S, float(opts.lam0)),
         converged=np.zeros(S, bool),
         stalled=np.zeros(S, bool),
+        near=np.zeros(S, bool),
         index=np.arange(S),
         group=group,
     )
@@ -188,13 +213,17 @@ def levenberg_marquardt(
         if live.size == 0:
             break
         th = state.theta[live]
-        f, g, H, act = _system(obj, th, state.group[live] if per_group else None)
+        near = state.near[live]
+        f, g, H, act, Hx = _system(obj, th, state.group[live] if per_group else None, near)
         state.nfev += live.size
         state.f[live] = f
         dead = ~np.isfinite(f)
         s_newton = _solve(H, g, act, 0.0)
         done = _small_step(th, s_newton, f, np.where(act, 0.0, g), opts.xtol, opts.ftol, floor)
         state.converged[live] = done & ~dead
+        if opts.exact_below is not None:
+            rel = np.max(np.abs(s_newton) / (1.0 + np.abs(th)), axis=-1, initial=0.0)
+            state.near[live] |= rel <= opts.exact_below
         state.stalled[live] |= dead
         state.nit = it + 1
         move = ~done & ~dead
@@ -202,7 +231,7 @@ def levenberg_marquardt(
             continue
         idx = live[move]
         lam = state.lam[idx]
-        step = _solve(H[move], g[move], act[move], lam)
+        step = _solve(Hx[move], g[move], act[move], lam, H[move] if near.any() else None)
         trial = np.clip(th[move] + step, obj.lower, obj.upper)
         f_new = obj.value(trial, state.group[idx] if per_group else None)
         state.nfev += idx.size
@@ -223,7 +252,7 @@ def _prune(state: LMState, keep: int) -> None:
     sel = np.sort(order[rank < keep])
     if sel.size == state.f.size:
         return
-    for name in ("theta", "f", "lam", "converged", "stalled", "index", "group"):
+    for name in ("theta", "f", "lam", "converged", "stalled", "near", "index", "group"):
         setattr(state, name, getattr(state, name)[sel])
 
 

@@ -204,13 +204,20 @@ class Objective:
         return r, J
 
     def system(
-        self, theta: np.ndarray, rows: np.ndarray | None = None, *, hessian: bool = True
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Objective ``(S,)``, gradient ``(S, k)`` and IRLS Gauss-Newton matrix ``(S, k, k)``.
+        self, theta: np.ndarray, rows: np.ndarray | None = None, *, hessian: bool = True,
+        exact: np.ndarray | bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Objective ``(S,)``, gradient ``(S, k)``, IRLS Gauss-Newton matrix ``(S, k, k)`` and
+        exact Gauss-Newton matrix (``(S, k, k)`` or None).
 
         ``g = J^T (w psi(r))`` and ``H = J^T diag(w omega(r)) J`` (omega: the IRLS weight
         :func:`huber_irls_weight`) are accumulated over blocks of runs, so that peak memory is
         O(``chunk``) (about starts x runs-per-block x parameters) instead of O(starts x runs).
+        Where ``exact`` (a bool, or one per parameter set) holds, the fourth result holds
+        ``J^T diag(w rho''(r)) J`` with Huber's second derivative (1 inside ``[-delta, delta]``,
+        0 outside): the Gauss-Newton matrix of the objective itself, which converges faster near
+        a solution but is not a majoriser far from one (elsewhere it equals the IRLS matrix);
+        None when no row asks for it.
         Entries are not cleaned: a start with a non-finite value has non-finite ``f``.
         """
         theta = np.atleast_2d(np.asarray(theta, dtype=float))
@@ -222,6 +229,8 @@ class Objective:
         H = np.zeros((S, k, k)) if hessian else None
         sb, c = self._blocks(S, 2 * self.P + 6)
         d = self.delta
+        ex = np.broadcast_to(np.asarray(exact, dtype=bool), (S,))
+        Hx = None if (H is None or not ex.any()) else H.copy()
         sub = None if (self.k == self.P and np.array_equal(self.free, np.arange(self.P))) \
             else self.free
         with np.errstate(all="ignore"):
@@ -245,16 +254,25 @@ class Objective:
                     psi *= w
                     g[s0:s1] += (psi[:, None, :] @ J)[:, 0]
                     if H is not None:
+                        if Hx is not None:
+                            exs = np.flatnonzero(ex[s0:s1])
+                            inside = (a[exs] <= d) * (w if w.ndim == 1 else w[exs])
                         np.divide(q, a, out=q, where=a > 0)
                         q[a == 0] = 1.0
                         q *= w
                         H[s0:s1] += np.swapaxes(J * q[..., None], -1, -2) @ J
-        return f, g, H
+                        if Hx is not None and exs.size:
+                            Je = J[exs]
+                            Hx[s0 + exs] += np.swapaxes(Je * inside[..., None], -1, -2) @ Je
+        if Hx is not None:
+            rest = ~ex
+            Hx[rest] = H[rest]
+        return f, g, H, Hx
 
     def value_grad(self, theta: np.ndarray, rows: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
         """Objective ``(S,)`` and gradient ``(S, k)``: ``g = J^T (w psi(r))``."""
-        f, g, _ = self.system(theta, rows, hessian=False)
+        f, g, _, _ = self.system(theta, rows, hessian=False)
         return f, g
 
 

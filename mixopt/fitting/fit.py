@@ -147,6 +147,8 @@ def fit(
     problem = Problem.build(law, data, delta=delta, fixed=fixed, weights=weights, bounds=bounds)
     starts = make_starts(problem, grid, seed)
     lm = LMOptions(max_iter=int(max_iter))
+    if prune is None:  # a law with many parameters may ask for a gentler schedule
+        prune = getattr(problem.law, "prune", None)
     if prune is not None:
         lm.prune = tuple((int(a), int(b)) for a, b in prune)
     sol = solve(problem, starts, lm=lm, n_polish=n_polish, xtol=xtol)

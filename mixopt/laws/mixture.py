@@ -78,6 +78,9 @@ def _lse(u: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
 class _MixtureLaw(Law):
     """Shared set-up: the domain columns, their checks, the terms' log-sum-exp."""
 
+    #: the engine's pruning schedule for these laws: with 2K + 5 parameters the starts need more
+    #: iterations before they can be ranked than Chinchilla's five (see mixopt.fit's ``prune``)
+    prune: tuple[tuple[int, int], ...] = ((5, 64), (15, 16), (30, 4))
     n_term_params: tuple[str, ...] = ()
     d_term_params: tuple[str, ...] = ()
 
@@ -193,6 +196,30 @@ class MixtureAdditive(_MixtureLaw):
     def grid(self) -> np.ndarray:
         return self._grid_from({"E": _E, "A": _AB, "alpha": _EXP, "B": _AB, "beta": _EXP},
                                {"C": (-1.0, 1.0), "gamma": (0.5,)})
+
+    def data_starts(self, X: Mapping[str, np.ndarray], log_loss: np.ndarray) -> np.ndarray:
+        """Variable-projection starts: for each head (E, A, alpha, B, beta) of the grid and a
+        common exponent gamma0, the mixture term ``1 / (L - E - A/N^alpha - B/D^beta)`` is
+        linear in the weights C_j of ``h_j^gamma0``; solve it by non-negative least squares."""
+        from scipy.optimize import nnls
+
+        y = np.exp(np.asarray(log_loss, dtype=float))
+        H = self._H(X)
+        lN, lD = np.log(X["N"]), np.log(X["D"])
+        K = len(self.domains)
+        out = []
+        for e, a, al, b, be in itertools.product(_E, _AB, _EXP, _AB, _EXP):
+            r = y - np.exp(e) - np.exp(a - al * lN) - np.exp(b - be * lD)
+            ok = r > 1e-6 * y
+            if ok.sum() < K + 1:
+                continue
+            for g0 in (0.3, 0.7):
+                C, _ = nnls(H[ok] ** g0, 1.0 / r[ok])
+                if not (C > 0).any():
+                    continue
+                c = np.log(np.maximum(C, 1e-8 * C.max()))
+                out.append(np.concatenate([[e, a, al, b, be], c, np.full(K, g0)]))
+        return np.asarray(out) if out else None
 
     def _parts(self, theta: np.ndarray, X: Mapping[str, np.ndarray]):
         K = len(self.domains)

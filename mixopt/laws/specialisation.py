@@ -64,6 +64,12 @@ def _sigmoid_log1p(x_spec: np.ndarray, log_s: np.ndarray) -> tuple[np.ndarray, n
     return np.log1p(u), u / (1.0 + u)
 
 
+def _expit(v: np.ndarray) -> np.ndarray:
+    """Logistic sigmoid 1 / (1 + e^-v), stable for any v (``-inf`` -> 0)."""
+    e = np.exp(-np.abs(v))
+    return np.where(v >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
 def _common(max_exponent: float) -> list[Parameter]:
     return [
         Parameter("E", 0.0, np.inf, _E, log=True, description="irreducible domain loss"),
@@ -77,6 +83,41 @@ def _common(max_exponent: float) -> list[Parameter]:
 class _SpecLaw(Law):
     def _log_n(self, p: Mapping[str, np.ndarray], X: Mapping[str, np.ndarray]) -> np.ndarray:
         return p["A"] - p["alpha"] * np.log(X["N"])
+
+    def log_loss_derivatives(
+        self, theta: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """log L and its gradient and Hessian in the log variables (log N, log D, log D').
+
+        ``theta`` ``(..., P)`` in fit space broadcasts like :meth:`log_predict_raw` (parameter
+        ``i`` is ``theta[..., i, None]``) against ``x, y, z`` (``-inf`` for zero tokens).
+        Returns ``(l, g, H)`` with shapes ``s``, ``s + (3,)``, ``s + (3, 3)``. With softmax
+        weights ``w_j`` of the log-terms ``t_j``: ``g = sum_j w_j grad t_j`` and
+        ``H = sum_j w_j (hess t_j + grad t_j grad t_j^T) - g g^T``. Used by the split planner
+        (:mod:`mixopt.plan`); coordinates at zero tokens are ignored there.
+        """
+        theta = np.asarray(theta, dtype=float)
+        P = [theta[..., i, None] for i in range(self.n_params)]
+        x, y, z = np.broadcast_arrays(x, y, z)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            terms, grads, hess = self._log_terms(P, x, y, z)
+            terms = list(np.broadcast_arrays(*terms))
+            l, ws = _lse_w(terms)
+            sh = l.shape
+            g = np.zeros(sh + (3,))
+            H = np.zeros(sh + (3, 3))
+            for w, gr, he in zip(ws, grads, hess):
+                for i, gi in gr.items():
+                    g[..., i] += w * gi
+                    for j, gj in gr.items():
+                        H[..., i, j] += w * gi * gj
+                for (i, j), hij in he.items():
+                    H[..., i, j] += w * hij
+                    if i != j:
+                        H[..., j, i] += w * hij
+            H -= g[..., :, None] * g[..., None, :]
+            H = 0.5 * (H + np.swapaxes(H, -1, -2))  # symmetric to the last bit
+        return l, g, H
 
 
 class Additive(_SpecLaw):
@@ -136,6 +177,19 @@ class Additive(_SpecLaw):
         J[..., 6] = w_g * ga * q
         J[..., 7] = -w_g * decay
         return f, J
+
+    def _log_terms(self, P: list[np.ndarray], x: np.ndarray, y: np.ndarray, z: np.ndarray):
+        e, a, b, al, be, g, ls, ga = P
+        T = np.logaddexp(y, z)
+        sy, sz = np.exp(y - T), np.exp(z - T)
+        v = z - ls
+        dec, q = np.logaddexp(0.0, v), _expit(v)
+        cross = -be * sy * sz
+        terms = [e, a - al * x, b - be * T, g - ga * dec]
+        grads = [{}, {0: -al}, {1: -be * sy, 2: -be * sz}, {2: -ga * q}]
+        hess = [{}, {}, {(1, 1): cross, (1, 2): -cross, (2, 2): cross},
+                {(2, 2): -ga * q * (1.0 - q)}]
+        return terms, grads, hess
 
 
 class Transfer(_SpecLaw):
@@ -197,6 +251,18 @@ class Transfer(_SpecLaw):
         J[..., 6] = -wb_be * sig_logd
         return f, J
 
+    def _log_terms(self, P: list[np.ndarray], x: np.ndarray, y: np.ndarray, z: np.ndarray):
+        e, a, b, al, be, kk, rho = P
+        u = kk + rho * y
+        leff = np.logaddexp(z, u)
+        sig = np.exp(u - leff)  # share of the effective data that is transferred
+        own = np.exp(z - leff)  # 1 - sig, accurate when D' is tiny
+        c = -be * sig * own
+        terms = [e, a - al * x, b - be * leff]
+        grads = [{}, {0: -al}, {1: -be * rho * sig, 2: -be * own}]
+        hess = [{}, {}, {(1, 1): c * rho * rho, (1, 2): -c * rho, (2, 2): c}]
+        return terms, grads, hess
+
 
 class Multiplicative(_SpecLaw):
     """L = E + A/N^alpha + B / ((D + D')^beta (1 + D'/S)^gamma); see the module docstring."""
@@ -251,3 +317,15 @@ class Multiplicative(_SpecLaw):
         J[..., 5] = w_b * ga * q
         J[..., 6] = -w_b * decay
         return f, J
+
+    def _log_terms(self, P: list[np.ndarray], x: np.ndarray, y: np.ndarray, z: np.ndarray):
+        e, a, b, al, be, ls, ga = P
+        T = np.logaddexp(y, z)
+        sy, sz = np.exp(y - T), np.exp(z - T)
+        v = z - ls
+        dec, q = np.logaddexp(0.0, v), _expit(v)
+        cross = -be * sy * sz
+        terms = [e, a - al * x, b - be * T - ga * dec]
+        grads = [{}, {0: -al}, {1: -be * sy, 2: -be * sz - ga * q}]
+        hess = [{}, {}, {(1, 1): cross, (1, 2): -cross, (2, 2): cross - ga * q * (1.0 - q)}]
+        return terms, grads, hess

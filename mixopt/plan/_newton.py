@@ -43,6 +43,7 @@ def _stencil() -> np.ndarray:
 
 _ST = _stencil()  # (19, 3)
 _PAIRS = list(itertools.combinations(range(3), 2))
+_JUMP_GTOL = 1e-8
 _ALPHAS = np.array([1.0, 0.5, 0.25, 0.1, 0.03, 0.01, 1e-3])
 
 
@@ -82,28 +83,46 @@ def _objective(prob: SplitProblem, U: np.ndarray, log_c: np.ndarray) -> np.ndarr
     return np.where(np.isfinite(F), F, np.inf)
 
 
+def law_derivatives(prob: SplitProblem, base: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log L_k, its gradient and Hessian in (log N, log D, log D'_k) at ``base`` (B, K, 3).
+
+    Laws with closed-form derivatives (``log_loss_derivatives``: the built-in L(N, D, D')
+    forms) use them; any other law is differentiated on the 19-point central-difference
+    stencil (step ``_H``), all domains of a family in one call.
+    """
+    B, K = base.shape[:2]
+    l0 = np.empty((B, K))
+    g = np.empty((B, K, 3))
+    Hl = np.empty((B, K, 3, 3))
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        for law, theta, ks in prob.groups:
+            Yk = base[:, ks, None, :]  # (B, k, 1, 3)
+            if hasattr(law, "log_loss_derivatives"):
+                lk, gk, hk = law.log_loss_derivatives(theta, Yk[..., 0], Yk[..., 1], Yk[..., 2])
+                l0[:, ks], g[:, ks], Hl[:, ks] = lk[..., 0], gk[..., 0, :], hk[..., 0, :, :]
+                continue
+            E = np.exp(Yk + _ST)  # (B, k, 19, 3)
+            X = {"N": E[..., 0], "D": E[..., 1], "D_spec": E[..., 2]}
+            lv = law.log_predict_raw(theta, {v: X[v] for v in law.variables})
+            l0[:, ks] = lv[..., 0]
+            g[:, ks] = (lv[..., 1:7:2] - lv[..., 2:7:2]) / (2 * _H)
+            Hk = np.empty(lv.shape[:-1] + (3, 3))
+            for i in range(3):
+                Hk[..., i, i] = (lv[..., 1 + 2 * i] - 2 * lv[..., 0] + lv[..., 2 + 2 * i]) / _H**2
+            for p, (i, j) in enumerate(_PAIRS):
+                q = 7 + 4 * p
+                v = (lv[..., q] - lv[..., q + 1] - lv[..., q + 2] + lv[..., q + 3]) / (4 * _H**2)
+                Hk[..., i, j] = Hk[..., j, i] = v
+            Hl[:, ks] = Hk
+    return l0, g, Hl
+
+
 def _derivs(prob: SplitProblem, U: np.ndarray, log_c: np.ndarray):
     B, n, K, S = U.shape[0], prob.n, prob.K, prob.S
     x, ls, logT, base = _layout(prob, U, log_c)
     s = np.exp(ls)
-    Y = base[:, :, None, :] + _ST  # (B, K, 19, 3)
-    lv = np.empty((B, K, len(_ST)))
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        E = np.exp(Y)
-        for law, theta, ks in prob.groups:
-            Ek = E[:, ks]
-            X = {"N": Ek[..., 0], "D": Ek[..., 1], "D_spec": Ek[..., 2]}
-            X = {v: X[v] for v in law.variables}
-            lv[:, ks] = law.log_predict_raw(theta, X)
-        l0 = lv[..., 0]
-        g = (lv[..., 1:7:2] - lv[..., 2:7:2]) / (2 * _H)  # (B, K, 3)
-        Hl = np.empty((B, K, 3, 3))
-        for i in range(3):
-            Hl[..., i, i] = (lv[..., 1 + 2 * i] - 2 * l0 + lv[..., 2 + 2 * i]) / _H**2
-        for p, (i, j) in enumerate(_PAIRS):
-            q = 7 + 4 * p
-            v = (lv[..., q] - lv[..., q + 1] - lv[..., q + 2] + lv[..., q + 3]) / (4 * _H**2)
-            Hl[..., i, j] = Hl[..., j, i] = v
+    l0, g, Hl = law_derivatives(prob, base)
     dead = ~np.isfinite(base)  # coordinates at zero tokens do not move
     g[dead] = 0.0
     Hl[dead[..., :, None] | dead[..., None, :]] = 0.0
@@ -143,8 +162,35 @@ def _derivs(prob: SplitProblem, U: np.ndarray, log_c: np.ndarray):
     return F, grad, hess
 
 
+def _jump(prob: SplitProblem, U: np.ndarray, g: np.ndarray, lo: np.ndarray,
+          tiny: float = 1e-6) -> np.ndarray:
+    """An active-set jump of the token shares, proposed as one more line-search candidate.
+
+    In the softmax parametrisation a share that should be zero only decays geometrically under
+    Newton steps (its gradient vanishes with it), and one at the bound cannot come back (same
+    reason). So every slot whose share is below ``tiny`` and whose gradient pushes it down
+    moves to its lower bound, and every slot at its lower bound whose gradient pulls it up
+    moves to the share ``tiny``. The candidate is kept only when it lowers the objective.
+    """
+    nz = slice(prob.n_x, prob.n_x + prob.S - 1)
+    z = np.concatenate([np.zeros((U.shape[0], 1)), U[:, nz]], axis=1)
+    m = z.max(axis=1, keepdims=True)
+    lse = m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+    ls = z - lse
+    out = U.copy()
+    sub = out[:, nz]
+    gz, lz = g[:, nz], lo[:, nz]
+    down = (ls[:, 1:] < np.log(tiny)) & (gz > 0)
+    at_lo = sub <= lz + 1e-12
+    up = at_lo & (gz < 0)
+    sub[down] = lz[down]
+    sub[up] = np.broadcast_to(lse + np.log(tiny), sub.shape)[up]
+    out[:, nz] = sub
+    return out
+
+
 def newton_solve(prob: SplitProblem, U0: np.ndarray, log_c: np.ndarray, lo: np.ndarray,
-                 hi: np.ndarray, *, max_iter: int = 100, gtol: float = 1e-9):
+                 hi: np.ndarray, *, max_iter: int = 100, gtol: float = 1e-13):
     """Minimise from each row of ``U0`` (B, n); bounds ``lo``/``hi`` (B, n).
 
     Returns ``(U, F, converged)``.
@@ -175,7 +221,14 @@ def newton_solve(prob: SplitProblem, U0: np.ndarray, log_c: np.ndarray, lo: np.n
         step *= np.minimum(1.0, 5.0 / np.maximum(big, 1e-300))[:, None]
         trial = np.clip(Ui[:, None, :] + _ALPHAS[None, :, None] * step[:, None, :],
                         loi[:, None, :], hii[:, None, :])  # (b, A, n)
-        A = len(_ALPHAS)
+        if prob.S > 1:  # candidate: vanishing shares to their bound, and back (see _jump),
+            # only once a start has nearly converged (its basin is chosen by then)
+            near = gnorm <= _JUMP_GTOL * np.maximum(1.0, np.abs(Fi))
+            jump = Ui.copy()
+            if near.any():
+                jump[near] = _jump(prob, Ui[near], g[near], loi[near])
+            trial = np.concatenate([trial, jump[:, None, :]], axis=1)
+        A = trial.shape[1]
         Ft = _objective(prob, trial.reshape(-1, n), np.repeat(log_c[idx], A)).reshape(-1, A)
         best = np.argmin(Ft, axis=1)
         Fb = Ft[np.arange(len(idx)), best]
@@ -183,7 +236,8 @@ def newton_solve(prob: SplitProblem, U0: np.ndarray, log_c: np.ndarray, lo: np.n
         U[idx[improve]] = trial[np.flatnonzero(improve), best[improve]]
         F[idx] = np.where(improve, Fb, Fi)
         stalled = ~improve | (Fi - Fb <= 1e-15 * np.abs(Fi))
-        done[idx[conv | stalled]] = True
+        jumped = improve & (best == len(_ALPHAS))  # the active set changed: not done yet
+        done[idx[(conv & ~jumped) | stalled]] = True
     Fi, g, _ = _derivs(prob, U, log_c)
     pinned = ((U <= lo + 1e-12) & (g > 0)) | ((U >= hi - 1e-12) & (g < 0))
     g = np.where(pinned, 0.0, g)

@@ -9,8 +9,9 @@ over the S token *slots* (D when shared pretraining is allowed, then every domai
 not zero). With T(N) = budget / per_token(N) tokens, slot j gets s_j T tokens, so the budget
 holds exactly at every point and only caps (D'_k <= cap_k, D <= max_D) remain as smooth
 inequality constraints in log space. The objective is sum_k w_k L_k(N, D, D'_k) ("weighted")
-or max_k L_k (epigraph form, "worst"). Derivatives of each law in (log N, log D, log D'_k) come
-from one vectorised central-difference call per law family (all domains of a family at once).
+or max_k L_k (epigraph form, "worst"). Derivatives of each law in (log N, log D, log D'_k) are
+closed-form for the built-in laws (``log_loss_derivatives``) and otherwise come from one
+vectorised central-difference call per law family (all domains of a family at once).
 """
 
 from __future__ import annotations
@@ -131,6 +132,13 @@ class SplitProblem:
         l0 = np.empty(self.K)
         dl = np.empty((self.K, 3))
         for law, theta, ks in self.groups:
+            if hasattr(law, "log_loss_derivatives"):  # closed form (built-in L(N, D, D') laws)
+                with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                    bk = base[ks][:, None, :]
+                    lk, gk, _ = law.log_loss_derivatives(theta, bk[..., 0], bk[..., 1],
+                                                         bk[..., 2])
+                l0[ks], dl[ks] = lk[:, 0], gk[:, 0]
+                continue
             Y = base[ks][:, None, :] + _OFFSETS  # (k, 7, 3)
             with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
                 E = np.exp(Y)

@@ -100,6 +100,17 @@ def _frame(plans: list[SplitPlan], po: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _lift(prob: SplitProblem, U: np.ndarray, floor: float) -> np.ndarray:
+    """``U`` with every specialist share below ``floor`` raised to ``floor`` (softmax logits)."""
+    out = U.copy()
+    nz = slice(prob.n_x, prob.n_x + prob.S - 1)
+    z = np.concatenate([np.zeros((U.shape[0], 1)), U[:, nz]], axis=1)
+    m = z.max(axis=1, keepdims=True)
+    lse = m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+    out[:, nz] = np.maximum(U[:, nz], lse + np.log(floor))
+    return out
+
+
 def _batched(planner: Planner, prob: SplitProblem, b: np.ndarray, po: np.ndarray
              ) -> pd.DataFrame:
     """All budgets at once by batched Newton from three starts each; stragglers re-solved."""
@@ -139,8 +150,16 @@ def _batched(planner: Planner, prob: SplitProblem, b: np.ndarray, po: np.ndarray
     if n_b > len(anchors) and np.sum(good) >= 2:
         xa = log_c[anchors][good]
         U0 = np.stack([np.interp(log_c, xa, Ua[good, j]) for j in range(prob.n)], axis=1)
-        Ub, F, conv = newton_solve(prob, U0, log_c, lo, hi)
-        F = np.where(conv, F, np.inf)
+        # two starts per budget: the interpolated solution, and the same with every vanishing
+        # share lifted to 1e-4 (anchors on either side of a budget where a domain's share
+        # switches on can put the interpolated start in the basin of the zero share)
+        U1 = _lift(prob, U0, 1e-4)
+        U, F2, conv = newton_solve(prob, np.concatenate([U0, U1]), np.tile(log_c, 2),
+                                   np.tile(lo, (2, 1)), np.tile(hi, (2, 1)))
+        F2 = np.where(conv, F2, np.inf).reshape(2, n_b)
+        pick = np.argmin(F2, axis=0)
+        Ub = U.reshape(2, n_b, prob.n)[pick, np.arange(n_b)]
+        F = F2[pick, np.arange(n_b)]
     else:
         Ub, F = multistart(np.arange(n_b))
     ok = np.isfinite(F)

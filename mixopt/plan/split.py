@@ -89,6 +89,13 @@ class Planner:
         self.n_starts = n_starts
         self.K = K
         self._problems: dict[tuple, SplitProblem] = {}
+        # laws of one family evaluated in one call (thetas cached: Fit.theta re-validates)
+        self._thetas = [np.asarray(f.theta, dtype=float) for f in self.fits]
+        groups: dict[Any, list[int]] = {}
+        for k, f in enumerate(self.fits):
+            groups.setdefault(_family(f.law), []).append(k)
+        self._groups = [(self.fits[ks[0]].law, np.stack([self._thetas[k] for k in ks]),
+                         np.array(ks)) for ks in groups.values()]
 
     # ------------------------------------------------------------------ helpers
     def problem(self, *, use_D: bool = True, fixed_N: float | None = None) -> SplitProblem:
@@ -144,12 +151,17 @@ class Planner:
         log_n, log_d = np.broadcast_arrays(np.asarray(log_n, float), np.asarray(log_d, float))
         sh = log_n.shape
         out = np.empty((self.K,) + sh)
+        log_dk = np.asarray(log_dk, dtype=float)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            for k, f in enumerate(self.fits):
-                X = {"N": np.exp(log_n), "D": np.exp(log_d),
-                     "D_spec": np.exp(np.broadcast_to(log_dk[k], sh))}
-                X = {v: X[v].reshape(-1) for v in f.law.variables}
-                out[k] = np.exp(f.law.log_predict_raw(f.theta, X)).reshape(sh)
+            N, D = np.exp(log_n).reshape(-1), np.exp(log_d).reshape(-1)
+            for law, theta, ks in self._groups:
+                rest = log_dk.shape[1:]
+                lk = log_dk[ks].reshape((len(ks),) + (1,) * (len(sh) - len(rest)) + rest)
+                Dk = np.exp(np.broadcast_to(lk, (len(ks),) + sh)).reshape(len(ks), -1)
+                X = {"N": N, "D": D, "D_spec": Dk}
+                lv = law.log_predict_raw(theta, {v: X[v] for v in law.variables})
+                out[ks] = np.exp(np.broadcast_to(lv, (len(ks), N.size))).reshape(
+                    (len(ks),) + sh)
         return out
 
     def value(self, losses: np.ndarray) -> np.ndarray:
@@ -158,8 +170,11 @@ class Planner:
         return np.tensordot(self.weights, losses, axes=1)
 
     # ------------------------------------------------------------------ solves
-    def pretrain_only(self, budgets: np.ndarray) -> dict[str, np.ndarray]:
-        """All budget on D (no specialisation), N optimised; vectorised over budgets."""
+    def pretrain_only(self, budgets: np.ndarray, *, xtol: float = 1e-7
+                      ) -> dict[str, np.ndarray]:
+        """All budget on D (no specialisation), N optimised; vectorised over budgets.
+
+        ``xtol``: tolerance in log N (looser when the answer only seeds starts)."""
         log_c = np.log(np.asarray(budgets, dtype=float))
         lo = np.full(log_c.shape, np.log(self.min_N))
         hi = _log_n_for_tokens(self.flops, log_c, np.zeros_like(log_c))
@@ -179,7 +194,7 @@ class Planner:
             dk = zero.reshape((self.K,) + (1,) * x.ndim)
             return self.value(self.losses_at(x, ld, dk))
 
-        x, _ = minimise_1d(obj, lo, hi)
+        x, _ = minimise_1d(obj, lo, hi, xtol=xtol)
         ld = self.flops.log_tokens(x, log_c)
         losses = self.losses_at(x, ld, zero.reshape((self.K,) + (1,) * x.ndim))
         return {"x": x, "log_D": ld, "losses": losses, "value": self.value(losses)}
@@ -188,7 +203,8 @@ class Planner:
         """Deterministic starts: model sizes around the pretrain-only optimum x shares."""
         if prob.n_x:
             try:
-                x_ref = float(self.pretrain_only(np.array([budget]))["x"][0]) if prob.use_D \
+                x_ref = float(self.pretrain_only(np.array([budget]), xtol=1e-4)["x"][0]) \
+                    if prob.use_D \
                     else 0.5 * (np.log(budget) - np.log(120.0))
             except InfeasiblePlanError:
                 x_ref = 0.5 * (x_lo + x_hi)
@@ -260,6 +276,13 @@ class Planner:
         T = float(self.flops.tokens(n, budget))
         d = max(T - dk.sum(), 0.0)  # spend the whole budget (the GP's budget row is tight)
         return {"success": True, "status": status, "N": n, "D": d, "D_spec": dk}
+
+
+def _family(law: Any) -> Any:
+    """Key grouping laws that one vectorised call can evaluate (same class and options)."""
+    from mixopt.plan._splitcore import _BUILTIN
+
+    return (type(law), repr(law.to_dict())) if isinstance(law, _BUILTIN) else id(law)
 
 
 def _fit_caps(shares: np.ndarray, logT: float, log_caps: np.ndarray) -> np.ndarray:

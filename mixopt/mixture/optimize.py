@@ -29,6 +29,7 @@ plan's mixture, ``weights_interval`` that of the resampled optima.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,21 +197,26 @@ def _solve_convex(model: MixtureModel, lo: np.ndarray, hi: np.ndarray, kl: float
     cons = [x >= lo, x <= hi, cp.sum(x) == 1]
     prob = cp.Problem(cp.Minimize(obj), cons)
     status, msg = 2, "no solver ran"
-    settings = {"CLARABEL": {"tol_gap_abs": 1e-11, "tol_gap_rel": 1e-11, "tol_feas": 1e-11},
-                "SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9}}
-    for solver in ("CLARABEL", "SCS"):
+    # Clarabel with tight tolerances first (corner optima are flat), then with its defaults,
+    # then SCS; the first OPTIMAL answer is taken, else the best inaccurate one.
+    attempts = [("CLARABEL", {"tol_gap_abs": 1e-11, "tol_gap_rel": 1e-11, "tol_feas": 1e-11}),
+                ("CLARABEL", {}), ("SCS", {"eps_abs": 1e-9, "eps_rel": 1e-9})]
+    status, msg, fallback = 2, "no solver ran", None
+    for solver, settings in attempts:
         try:
-            prob.solve(solver=solver, **settings[solver])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                prob.solve(solver=solver, **settings)
         except (cp.error.SolverError, ValueError) as exc:
             status, msg = 2, f"{solver} failed: {exc}"
             continue
         if prob.status == cp.OPTIMAL and x.value is not None:
             return np.asarray(x.value, dtype=float), 0, f"{solver}: optimal"
-        if prob.status == cp.OPTIMAL_INACCURATE and x.value is not None:
-            status, msg = 1, f"{solver}: optimal_inaccurate"
-            best = np.asarray(x.value, dtype=float)
-            return best, status, msg
+        if prob.status == cp.OPTIMAL_INACCURATE and x.value is not None and fallback is None:
+            fallback = (np.asarray(x.value, dtype=float), 1, f"{solver}: optimal_inaccurate")
         status, msg = 2, f"{solver}: {prob.status}"
+    if fallback is not None:
+        return fallback
     return np.full(K, np.nan), status, msg
 
 

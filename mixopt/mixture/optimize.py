@@ -119,12 +119,13 @@ class MixturePlan:
         if self.kl > 0:
             lines.append(f"  objective {self.objective:.6g} (KL weight {self.kl:g})")
         lines.append(f"  status {self.status}: {self.message}")
-        lines.append(f"  {'domain':<24} {'weight':>8} {'prior':>8} {'cap':>8} {'swarm max':>9}")
+        wd = max(8, *(len(str(d)) for d in self.weights.index))
+        lines.append(f"  {'domain':<{wd}} {'weight':>8} {'prior':>8} {'cap':>8} {'swarm max':>9}")
         for d, w in self.weights.sort_values(ascending=False).items():
             pr = f"{self.prior[d]:8.4f}" if self.prior is not None else f"{'-':>8}"
             cap = f"{self.caps[d]:8.4f}" if self.caps[d] < 1 else f"{'-':>8}"
             shown = 0.0 if abs(w) < 5e-7 else w
-            lines.append(f"  {d:<24} {shown:8.4f} {pr} {cap} {self.support.loc[d, 'max']:9.4f}")
+            lines.append(f"  {d:<{wd}} {shown:8.4f} {pr} {cap} {self.support.loc[d, 'max']:9.4f}")
         out = self.outside
         if out:
             lines.append(f"  outside the fitted swarm's range (extrapolated): {', '.join(out)}")

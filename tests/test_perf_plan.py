@@ -99,5 +99,6 @@ def test_plans_with_closed_form_equal_the_stencil(name, monkeypatch):
         assert a.success and b.success
         assert a.objective_value <= b.objective_value * (1 + 1e-10)
         assert a.N == pytest.approx(b.N, rel=1e-4)
-        assert a.D == pytest.approx(b.D, rel=1e-4, abs=1.0)
+        total = b.D + sum(b.D_spec.values())  # D may be a tiny, flat share of the tokens
+        assert a.D == pytest.approx(b.D, rel=1e-4, abs=1e-6 * total)
     assert _newton is not None

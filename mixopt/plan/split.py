@@ -170,11 +170,12 @@ class Planner:
         return np.tensordot(self.weights, losses, axes=1)
 
     # ------------------------------------------------------------------ solves
-    def pretrain_only(self, budgets: np.ndarray, *, xtol: float = 1e-7
+    def pretrain_only(self, budgets: np.ndarray, *, coarse: bool = False
                       ) -> dict[str, np.ndarray]:
         """All budget on D (no specialisation), N optimised; vectorised over budgets.
 
-        ``xtol``: tolerance in log N (looser when the answer only seeds starts)."""
+        ``coarse``: log N to about 0.05 only (when the answer just centres the starts, which
+        lie 1 apart in log N)."""
         log_c = np.log(np.asarray(budgets, dtype=float))
         lo = np.full(log_c.shape, np.log(self.min_N))
         hi = _log_n_for_tokens(self.flops, log_c, np.zeros_like(log_c))
@@ -194,7 +195,7 @@ class Planner:
             dk = zero.reshape((self.K,) + (1,) * x.ndim)
             return self.value(self.losses_at(x, ld, dk))
 
-        x, _ = minimise_1d(obj, lo, hi, xtol=xtol)
+        x, _ = minimise_1d(obj, lo, hi, **({"xtol": 0.05, "newton_steps": 0} if coarse else {}))
         ld = self.flops.log_tokens(x, log_c)
         losses = self.losses_at(x, ld, zero.reshape((self.K,) + (1,) * x.ndim))
         return {"x": x, "log_D": ld, "losses": losses, "value": self.value(losses)}
@@ -203,7 +204,7 @@ class Planner:
         """Deterministic starts: model sizes around the pretrain-only optimum x shares."""
         if prob.n_x:
             try:
-                x_ref = float(self.pretrain_only(np.array([budget]), xtol=1e-4)["x"][0]) \
+                x_ref = float(self.pretrain_only(np.array([budget]), coarse=True)["x"][0]) \
                     if prob.use_D \
                     else 0.5 * (np.log(budget) - np.log(120.0))
             except InfeasiblePlanError:

@@ -11,10 +11,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mixopt.errors import FitError, LawError
+import numpy as np
+import pandas as pd
+
+from mixopt import _schema as S
+from mixopt.data import validate
+from mixopt.errors import FitError, LawError, MixoptError
 from mixopt.laws import Law, get
 
-__all__ = ["load", "write_json", "encode_float", "decode_float", "law_from_dict"]
+__all__ = ["load", "write_json", "encode_float", "decode_float", "law_from_dict",
+           "check_fit_dict", "check_bootstrap_dict", "FORMAT"]
+
+#: Version of the saved-fit format (the ``format`` field); files of another version are refused.
+FORMAT = 1
 
 
 def encode_float(x: float) -> float | str:
@@ -45,24 +54,179 @@ def law_from_dict(d: dict[str, Any], law: Law | None = None) -> Law:
         if law.name != d.get("name"):
             raise FitError(f"the file holds law {d.get('name')!r} but law={law.name!r} was given")
         return law
+    options = d.get("options", {})
+    if not isinstance(options, dict) or not isinstance(d.get("name"), str):
+        raise FitError(f"bad saved fit: law: expected {{'name': str, 'options': {{...}}}}, got "
+                       f"{d!r:.80}")
     try:
-        return get(d["name"], **d.get("options", {}))
-    except LawError as exc:
+        return get(d["name"], **options)
+    except (LawError, TypeError) as exc:
         raise FitError(
             f"cannot rebuild law {d.get('name')!r} from the file ({exc}); for a custom law pass "
             "it as load(path, law=...) or register it with mixopt.laws.register"
         ) from None
 
 
-def load(path: Any, *, law: Law | None = None) -> Any:
-    """Read a saved :class:`FitResult` or :class:`BootstrapResult` (chosen by the file's
-    ``kind``). ``law`` supplies a custom law that is not registered."""
+def _read(path: Any) -> Any:
+    """Parse the strict JSON file at ``path`` (``NaN``/``Infinity`` tokens refused)."""
     try:
-        d = json.loads(Path(path).read_text())
+        p = Path(path)
+    except TypeError:
+        raise FitError(f"path must be a file path (str or os.PathLike), got {path!r}") from None
+
+    def no_constants(token: str) -> Any:
+        raise FitError(f"{str(path)!r} holds the non-standard JSON token {token}; mixopt writes "
+                       "non-finite numbers as the strings 'inf', '-inf', 'nan'")
+
+    try:
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FitError(f"no such file: {str(path)!r}") from None
+    except UnicodeDecodeError:
+        raise FitError(f"{str(path)!r} is not a UTF-8 text file (a saved fit is JSON)") from None
+    except OSError as exc:
+        raise FitError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text, parse_constant=no_constants)
     except json.JSONDecodeError as exc:
         raise FitError(f"{str(path)!r} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise FitError(f"{str(path)!r} nests JSON too deeply to be a saved fit") from None
+
+
+# ------------------------------------------------------------------------------- schemas
+_NUM = S.Num()
+_FIT_SCHEMA = S.Obj({
+    "kind": S.Str(("FitResult",)),
+    "format": S.Int(low=FORMAT, high=FORMAT),
+    "law": S.Obj({"name": S.Str(), "options": S.Dict()}, optional=("options",)),
+    "params": S.Dict(_NUM),
+    "fixed": S.Dict(_NUM),
+    "objective": S.Num(low=0.0),
+    "status": S.Int(low=0),
+    "message": S.Str(),
+    "n_starts": S.Int(low=0),
+    "nit": S.Int(low=0),
+    "nfev": S.Int(low=0),
+    "delta": S.Num(low=0.0, open_low=True),
+    "bounds": S.Dict(S.Arr(S.Num(finite=False, encoded=True), length=2)),
+    "data": S.Dict(S.Arr(_NUM, min_len=1)),
+    "weights": S.Arr(S.Num(low=0.0), min_len=1),
+    "time": S.Num(low=0.0),
+}, optional=("time",))
+
+_BOOT_SCHEMA = S.Obj({
+    "kind": S.Str(("BootstrapResult",)),
+    "format": S.Int(low=FORMAT, high=FORMAT),
+    "fit": S.Obj(),
+    "samples": S.Dict(S.Arr(_NUM)),
+    "objective": S.Arr(S.Num(low=0.0, finite=False, encoded=True)),
+    "converged": S.Arr(S.Bool()),
+    "seed": S.Int(low=0, nullable=True),
+    "time": S.Num(low=0.0),
+}, optional=("time", "seed"))
+
+
+def check_fit_dict(d: Any, law: Law | None = None, prefix: str = "bad saved fit: ") -> Law:
+    """Check a :meth:`FitResult.to_dict` payload field by field; return its (rebuilt) law.
+
+    Checks: the structure and types (:data:`_FIT_SCHEMA`); the law rebuilds; ``params`` names
+    exactly the law's parameters, each finite and inside both the law's and the saved bounds;
+    ``fixed`` is a subset of them with the same values; every bound pair is ordered; ``data``
+    holds the law's variables and ``loss`` as equally long, valid columns; ``weights`` has one
+    entry per run with a positive sum; the law predicts a finite positive loss at every run.
+    Raises :class:`FitError` naming the field and the expected type or range.
+    """
+    d = S.check(d, _FIT_SCHEMA, FitError, prefix)
+    law = law_from_dict(d["law"], law)
+    names = list(law.param_names)
+    for key in ("params", "bounds"):
+        if sorted(d[key]) != sorted(names):
+            raise FitError(f"{prefix}{key}: expected the parameters {names} of law "
+                           f"{law.name!r}, got {sorted(d[key])}")
+    extra = [k for k in d["fixed"] if k not in names]
+    if extra:
+        raise FitError(f"{prefix}fixed: {extra} are not parameters of law {law.name!r} "
+                       f"({names})")
+    for name, value in d["fixed"].items():
+        if value != d["params"][name]:
+            raise FitError(f"{prefix}fixed.{name}: expected the fitted value "
+                           f"{d['params'][name]!r} (params.{name}), got {value!r}")
+    own = law.bounds
+    for name in names:
+        lo, hi = d["bounds"][name]
+        if not lo <= hi:  # also refuses NaN
+            raise FitError(f"{prefix}bounds.{name}: expected lower <= upper, got [{lo}, {hi}]")
+        v = d["params"][name]
+        for (a, b), what in (((lo, hi), f"the saved bounds [{lo}, {hi}]"),
+                             (own[name], f"law {law.name!r}'s bounds {list(own[name])}")):
+            tol = 1e-9 * max(abs(a) if np.isfinite(a) else 0.0, abs(b) if np.isfinite(b) else 0.0,
+                             1e-300)
+            if v < a - tol or v > b + tol:
+                raise FitError(f"{prefix}params.{name}: expected a value within {what}, got {v!r}")
+    try:
+        law.check_params(d["params"])
+    except LawError as exc:
+        raise FitError(f"{prefix}params: {exc}") from None
+    need = list(law.variables) + ["loss"]
+    missing = [c for c in need if c not in d["data"]]
+    if missing:
+        raise FitError(f"{prefix}data: missing column(s) {missing} (law {law.name!r} reads "
+                       f"{list(law.variables)} and the fit needs 'loss')")
+    lengths = {c: len(v) for c, v in d["data"].items()}
+    n = lengths["loss"]
+    uneven = {c: m for c, m in lengths.items() if m != n}
+    if uneven:
+        raise FitError(f"{prefix}data: expected every column to hold {n} runs (as 'loss'), got "
+                       f"{uneven}")
+    if len(d["weights"]) != n:
+        raise FitError(f"{prefix}weights: expected {n} entries (one per run), got "
+                       f"{len(d['weights'])}")
+    if not sum(d["weights"]) > 0:
+        raise FitError(f"{prefix}weights: expected a positive sum, got {sum(d['weights'])!r}")
+    frame = pd.DataFrame({c: np.asarray(v, dtype=float) for c, v in d["data"].items()})
+    try:
+        validate(frame, law.variables, nonnegative=law.nonnegative, what="saved data")
+        with np.errstate(all="ignore"):
+            pred = law.predict(d["params"], frame)
+    except MixoptError as exc:
+        raise FitError(f"{prefix}data: {exc}") from None
+    if not np.all(np.isfinite(pred) & (pred > 0)):
+        i = int(np.flatnonzero(~(np.isfinite(pred) & (pred > 0)))[0])
+        raise FitError(f"{prefix}params: law {law.name!r} predicts {float(pred[i])!r} at saved run "
+                       f"{i}; expected a finite positive loss")
+    return law
+
+
+def check_bootstrap_dict(d: Any, law: Law | None = None,
+                         prefix: str = "bad saved bootstrap: ") -> Law:
+    """Check a :meth:`BootstrapResult.to_dict` payload (and its ``fit``); return the law.
+
+    ``samples`` must name the fit's parameters, one column per parameter, all as long as
+    ``objective`` and ``converged``; raises :class:`FitError` naming the field."""
+    d = S.check(d, _BOOT_SCHEMA, FitError, prefix)
+    law = check_fit_dict(d["fit"], law, prefix + "fit.")
+    names = list(law.param_names)
+    if sorted(d["samples"]) != sorted(names):
+        raise FitError(f"{prefix}samples: expected one column per parameter {names}, got "
+                       f"{sorted(d['samples'])}")
+    n = len(d["objective"])
+    lengths = {f"samples.{c}": len(v) for c, v in d["samples"].items()}
+    lengths["converged"] = len(d["converged"])
+    uneven = {c: m for c, m in lengths.items() if m != n}
+    if uneven:
+        raise FitError(f"{prefix}expected {n} resamples everywhere (as 'objective'), got {uneven}")
+    return law
+
+
+def load(path: Any, *, law: Law | None = None) -> Any:
+    """Read a saved :class:`FitResult` or :class:`BootstrapResult` (chosen by the file's
+    ``kind``). ``law`` supplies a custom law that is not registered.
+
+    The file is checked against the saved object's schema (:func:`check_fit_dict`,
+    :func:`check_bootstrap_dict`) before anything is built: a missing, mistyped, non-finite or
+    out-of-range field raises :class:`~mixopt.errors.FitError` naming it."""
+    d = _read(path)
     kind = d.get("kind") if isinstance(d, dict) else None
     if kind == "FitResult":
         from mixopt.fitting.result import FitResult
@@ -71,6 +235,7 @@ def load(path: Any, *, law: Law | None = None) -> Any:
     if kind == "BootstrapResult":
         from mixopt.fitting.bootstrap import BootstrapResult
 
+        law = check_bootstrap_dict(d, law)
         return BootstrapResult.from_dict(d, law=law)
     raise FitError(
         f"{str(path)!r} is not a saved mixopt fit (kind {kind!r}; expected 'FitResult' or "

@@ -227,9 +227,11 @@ class FitResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], law: Law | None = None) -> FitResult:
-        from mixopt.fitting.io import law_from_dict
+        """Rebuild a fit from :meth:`to_dict` output, checked field by field first
+        (:func:`mixopt.fitting.io.check_fit_dict`: a bad field raises ``FitError`` naming it)."""
+        from mixopt.fitting.io import check_fit_dict
 
-        law = law_from_dict(d["law"], law)
+        law = check_fit_dict(d, law)
         return cls(
             law=law,
             params={k: float(v) for k, v in d["params"].items()},

@@ -61,6 +61,7 @@ from mixopt.online.base import (
     decode,
     encode,
     parse_domains,
+    state_int,
 )
 from mixopt.online.wrappers import floor_weights
 
@@ -347,21 +348,35 @@ class ADO(OnlineRule):
         super()._set_state(state)
         k = self.n_skills
         try:
-            self.seen = decode(state["seen"], (k,), "ADO seen")
-            self.h = decode(state["h"], (k,), "ADO h")
-            cnt = [decode(c, (k,), "ADO counts") for c in state["counts"]]
-            loss = [decode(x, (k,), "ADO losses") for x in state["losses"]]
-            row0 = int(state["row0"])
-            cum0 = decode(state["cum0"], (k,), "ADO cum0")
-            params = {key: decode(state["params"][key], (k,), f"ADO {key}")
+            seen = decode(state["seen"], (k,), "state.seen", low=0.0)
+            h = decode(state["h"], (k,), "state.h", finite=True)
+            for key in ("counts", "losses"):
+                if not isinstance(state[key], list):
+                    raise MixtureError(f"bad state_dict: state.{key}: expected a list of rows, "
+                                       f"got {state[key]!r:.80}")
+            cnt = [decode(c, (k,), f"state.counts[{i}]", low=0.0)
+                   for i, c in enumerate(state["counts"])]
+            loss = [decode(x, (k,), f"state.losses[{i}]") for i, x in enumerate(state["losses"])]
+            if any(np.isinf(x).any() for x in loss):
+                raise MixtureError("bad state_dict: state.losses: expected finite numbers or "
+                                   "null, got inf")
+            row0 = state_int(state, "row0", "state.row0")
+            cum0 = decode(state["cum0"], (k,), "state.cum0", low=0.0)
+            if not isinstance(state["params"], Mapping):
+                raise MixtureError("bad state_dict: state.params: expected a mapping")
+            params = {key: decode(state["params"][key], (k,), f"state.params.{key}")
                       for key in ("eps", "beta", "alpha")}
-            rho = decode(state["rho"], (k,), "ADO rho")
-            pbar = decode(state["pbar"], (k,), "ADO pbar")
-            rho_sum = decode(state["rho_sum"], (k,), "ADO rho_sum")
-            t = int(state["t"])
+            if any(np.isinf(v).any() for v in params.values()):
+                raise MixtureError("bad state_dict: state.params: expected finite numbers or "
+                                   "null (not fitted yet), got inf")
+            rho = decode(state["rho"], (k,), "state.rho", finite=True)
+            pbar = decode(state["pbar"], (k,), "state.pbar", finite=True)
+            rho_sum = decode(state["rho_sum"], (k,), "state.rho_sum", finite=True)
+            t = state_int(state, "t", "state.t")
         except (KeyError, TypeError) as exc:
             raise MixtureError(f"bad state_dict: ADO state lacks or mangles {exc}") from None
         if len(cnt) != len(loss):
             raise MixtureError("bad state_dict: ADO counts and losses differ in length")
+        self.seen, self.h = seen, h
         self._cnt, self._loss, self._row0, self._cum0 = cnt, loss, row0, cum0
         self.params, self.rho, self._pbar, self._rho_sum, self._t = params, rho, pbar, rho_sum, t

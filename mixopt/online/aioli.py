@@ -59,6 +59,7 @@ from mixopt.online.base import (
     decode,
     encode,
     parse_domains,
+    state_int,
 )
 
 __all__ = ["Aioli"]
@@ -261,28 +262,39 @@ class Aioli(OnlineRule):
         super()._set_state(state)
         k = self.n_skills
         try:
-            self.mixture = decode(state["mixture"], (k,), "Aioli mixture")
-            self.A = None if state["A"] is None else decode(state["A"], (k, k), "Aioli A")
-            self._A_bar = (None if state["A_bar"] is None
-                           else decode(state["A_bar"], (k, k), "Aioli A_bar"))
-            self._B = decode(state["B"], (k, k), "Aioli B")
-            self._prev = None if state["prev"] is None else decode(state["prev"], (k,), "prev")
-            order = [int(i) for i in state["order"]]
-            pos = int(state["pos"])
+            mixture = decode(state["mixture"], (k,), "state.mixture", simplex=True)
+            A = None if state["A"] is None else decode(state["A"], (k, k), "state.A",
+                                                       finite=True)
+            A_bar = (None if state["A_bar"] is None
+                     else decode(state["A_bar"], (k, k), "state.A_bar", finite=True))
+            B = decode(state["B"], (k, k), "state.B", finite=True)
+            prev = (None if state["prev"] is None
+                    else decode(state["prev"], (k,), "state.prev", finite=True))
+            if not isinstance(state["order"], list):
+                raise MixtureError(f"bad state_dict: state.order: expected a list of domain "
+                                   f"indices, got {state['order']!r:.80}")
+            order = [state_int({"i": i}, "i", f"state.order[{j}]")
+                     for j, i in enumerate(state["order"])]
+            pos = state_int(state, "pos", "state.pos", low=-1)
             rng_state = state["rng"]
-            n_est = int(state.get("n_estimates", 0 if state["A"] is None else 1))
+            n_est = state_int(state, "n_estimates", "state.n_estimates",
+                              default=0 if state["A"] is None else 1)
         except KeyError as exc:
             raise MixtureError(f"bad state_dict: Aioli state lacks {exc}") from None
         if order and (len(order) != self.n_probes or not all(0 <= i < k for i in order)):
             raise MixtureError(f"bad state_dict: Aioli probe order {order} does not fit k={k}")
         if not -1 <= pos <= self.n_probes:
             raise MixtureError(f"bad state_dict: Aioli segment position {pos} out of range")
+        rng = np.random.Generator(type(self._rng.bit_generator)())
+        try:
+            rng.bit_generator.state = rng_state
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            raise MixtureError(f"bad state_dict: state.rng: expected a numpy bit-generator state "
+                               f"({type(self._rng.bit_generator).__name__}), got {exc}") from None
+        self.mixture, self.A, self._A_bar, self._B, self._prev = mixture, A, A_bar, B, prev
         self._order, self._pos = order, pos
         self._n_estimates = n_est
-        try:
-            self._rng.bit_generator.state = rng_state
-        except (TypeError, ValueError, KeyError) as exc:
-            raise MixtureError(f"bad state_dict: Aioli rng state: {exc}") from None
+        self._rng = rng
 
 
 def _jsonable_rng(state: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,8 @@ __all__ = [
     "skill_labels",
     "encode",
     "decode",
+    "state_int",
+    "state_float",
 ]
 
 _SIMPLEX_TOL = 1e-6
@@ -167,15 +169,77 @@ def encode(a: Any) -> Any:
     return [encode(x) for x in arr]
 
 
-def decode(v: Any, shape: tuple[int, ...] | None = None, name: str = "state") -> np.ndarray:
-    """Inverse of :func:`encode` (None -> NaN); optionally checks the shape."""
+def decode(v: Any, shape: tuple[int, ...] | None = None, name: str = "state", *,
+           finite: bool = False, low: float | None = None, simplex: bool = False) -> np.ndarray:
+    """Inverse of :func:`encode` (None -> NaN); optionally checks the shape and the values.
+
+    ``finite`` refuses NaN (None) and inf; ``low`` is a lower bound on every entry; ``simplex``
+    requires a mixture (finite, non-negative, summing to 1 within 1e-6). A failure raises
+    :class:`MixtureError` naming ``name`` and what was expected (state-dict validation).
+    """
+    if isinstance(v, (str, bytes, Mapping)) or isinstance(v, bool):
+        raise MixtureError(f"bad state_dict: {name}: expected an array of numbers, got {v!r:.80}")
     try:
         arr = np.array(_none_to_nan(v), dtype=np.float64)
-    except (TypeError, ValueError):
-        raise MixtureError(f"bad state_dict: {name} is not an array of numbers") from None
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        raise MixtureError(f"bad state_dict: {name}: expected an array of numbers, got "
+                           f"{v!r:.80}") from None
     if shape is not None and arr.shape != tuple(shape):
         raise MixtureError(f"bad state_dict: {name} has shape {arr.shape}, expected {tuple(shape)}")
+    if _has_bool(v):
+        raise MixtureError(f"bad state_dict: {name}: expected numbers, got a boolean in {v!r:.80}")
+    if (finite or simplex or low is not None) and not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0].tolist()
+        got = "null (NaN)" if np.isnan(arr[tuple(bad)]) else repr(float(arr[tuple(bad)]))
+        raise MixtureError(f"bad state_dict: {name}{bad}: expected a finite number, got {got}")
+    if simplex:
+        low = 0.0 if low is None else low
+    if low is not None and arr.size and arr.min() < low:
+        bad = np.argwhere(arr < low)[0].tolist()
+        raise MixtureError(f"bad state_dict: {name}{bad}: expected a number >= {low:g}, got "
+                           f"{arr[tuple(bad)]!r}")
+    if simplex and abs(float(arr.sum()) - 1.0) > _SIMPLEX_TOL:
+        raise MixtureError(f"bad state_dict: {name}: expected weights summing to 1 (on the "
+                           f"simplex), got sum {float(arr.sum())!r}")
     return arr
+
+
+def state_int(state: Mapping[str, Any], key: str, name: str, low: int = 0,
+              default: Any = None) -> int:
+    """``state[key]`` as an int >= ``low`` (not a bool, float or string), else MixtureError."""
+    if key not in state:
+        if default is not None:
+            return int(default)
+        raise MixtureError(f"bad state_dict: {name} is missing")
+    v = state[key]
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < low:
+        raise MixtureError(f"bad state_dict: {name}: expected an integer >= {low}, got {v!r:.80}")
+    return int(v)
+
+
+def state_float(state: Mapping[str, Any], key: str, name: str, low: float | None = None,
+                high: float | None = None) -> float:
+    """``state[key]`` as a finite float in ``[low, high]``, else MixtureError."""
+    if key not in state:
+        raise MixtureError(f"bad state_dict: {name} is missing")
+    v = state[key]
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(v) or (low is not None and v < low) \
+            or (high is not None and v > high):
+        rng = "" if low is None and high is None else f" in [{low}, {high}]"
+        raise MixtureError(f"bad state_dict: {name}: expected a finite number{rng}, got "
+                           f"{v!r:.80}")
+    return float(v)
+
+
+def _has_bool(v: Any) -> bool:
+    if isinstance(v, (bool, np.bool_)):
+        return True
+    if isinstance(v, (list, tuple)):
+        return any(_has_bool(x) for x in v)
+    if isinstance(v, np.ndarray):
+        return v.dtype == bool
+    return False
 
 
 def _none_to_nan(v: Any) -> Any:
@@ -327,28 +391,58 @@ class OnlineRule:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a state written by :meth:`state_dict` of the same rule and shape."""
+        """Restore a state written by :meth:`state_dict` of the same rule and shape.
+
+        Every field is checked before the rule is used again: ``weights`` (and each history
+        row) must lie on the simplex with one entry per skill, counters must be non-negative
+        integers, and each rule checks its own arrays (finite, on the simplex, ...). A bad state
+        raises :class:`MixtureError` naming the field and what was expected, and leaves the rule
+        as it was."""
+        backup = self.state_dict()
+        try:
+            self._load_state(state)
+        except MixtureError:
+            self._load_state(backup)
+            raise
+
+    def _load_state(self, state: Mapping[str, Any]) -> None:
         if not isinstance(state, Mapping):
             raise MixtureError(f"state_dict must be a mapping, got {type(state).__name__}")
         rule = state.get("rule")
         if rule != type(self).__name__:
             raise MixtureError(
-                f"state_dict is for rule {rule!r}, cannot load it into {type(self).__name__}"
+                f"state_dict is for rule {rule!r:.80}, cannot load it into {type(self).__name__}"
             )
         missing = [key for key in ("weights", "rounds", "state", "history") if key not in state]
         if missing:
             raise MixtureError(f"bad state_dict: missing key(s) {missing}")
-        w = decode(state["weights"], (self.n_skills,), "weights")
+        w = decode(state["weights"], (self.n_skills,), "weights", simplex=True)
+        rounds = state_int(state, "rounds", "rounds")
+        skipped = state_int(state, "skipped", "skipped", default=0)
         hist = state["history"]
-        hw = [decode(x, (self.n_skills,), "history weights") for x in hist.get("weights", [])]
-        hl = [None if x is None else decode(x, (self.n_eval,), "history losses")
-              for x in hist.get("losses", [])]
+        if not isinstance(hist, Mapping):
+            raise MixtureError(f"bad state_dict: history: expected a mapping with 'weights' and "
+                               f"'losses', got {hist!r:.80}")
+        raw_w, raw_l = hist.get("weights", []), hist.get("losses", [])
+        for key, val in (("weights", raw_w), ("losses", raw_l)):
+            if not isinstance(val, list):
+                raise MixtureError(f"bad state_dict: history.{key}: expected a list, got "
+                                   f"{val!r:.80}")
+        hw = [decode(x, (self.n_skills,), f"history.weights[{i}]", simplex=True)
+              for i, x in enumerate(raw_w)]
+        hl = [None if x is None else decode(x, (self.n_eval,), f"history.losses[{i}]")
+              for i, x in enumerate(raw_l)]
         if len(hw) != len(hl):
             raise MixtureError("bad state_dict: history weights and losses differ in length")
+        if any(x is not None and np.isinf(x).any() for x in hl):
+            raise MixtureError("bad state_dict: history.losses: expected finite numbers or null, "
+                               "got inf")
+        if not isinstance(state["state"], Mapping):
+            raise MixtureError(f"bad state_dict: state: expected a mapping, got "
+                               f"{state['state']!r:.80}")
         self._set_state(state["state"])
         self._w = w
-        self.rounds = int(state["rounds"])
-        self.skipped = int(state.get("skipped", 0))
+        self.rounds, self.skipped = rounds, skipped
         self._hist_w, self._hist_l = hw, hl
 
     @property

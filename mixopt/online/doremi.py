@@ -50,6 +50,7 @@ from mixopt.online.base import (
     check_weights,
     decode,
     encode,
+    state_int,
 )
 
 __all__ = ["DoReMi", "token_scores"]
@@ -272,21 +273,23 @@ class DoReMi(OnlineRule):
         if "sum_weights" not in state or "n" not in state:
             raise MixtureError("bad state_dict: DoReMi state needs 'sum_weights' and 'n'")
         k = self.n_skills
-        self._sum_w = decode(state["sum_weights"], (k,), "DoReMi sum_weights")
-        self._n = int(state["n"])
+        sum_w = decode(state["sum_weights"], (k,), "state.sum_weights", low=0.0)
+        n = state_int(state, "n", "state.n")
         # states written before the reweight mode: alpha is the weights, scores start anew
+        alpha, scores = self._alpha, self._scores
         if "alpha" in state:
-            self._alpha = decode(state["alpha"], (k,), "DoReMi alpha")
+            alpha = decode(state["alpha"], (k,), "state.alpha", simplex=True)
         elif "weights" in state:
-            self._alpha = decode(state["weights"], (k,), "DoReMi weights")
+            alpha = decode(state["weights"], (k,), "weights", simplex=True)
         if "scores" in state:
-            self._scores = decode(state["scores"], (k,), "DoReMi scores")
+            scores = decode(state["scores"], (k,), "state.scores", finite=True)
+        self._sum_w, self._n, self._alpha, self._scores = sum_w, n, alpha, scores
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def _load_state(self, state: Mapping[str, Any]) -> None:
         if isinstance(state, Mapping) and isinstance(state.get("state"), Mapping) \
                 and "alpha" not in state["state"] and "weights" in state:
             state = dict(state, state=dict(state["state"], weights=state["weights"]))
-        super().load_state_dict(state)
+        super()._load_state(state)
 
 
 def _numeric(x: Any) -> bool:

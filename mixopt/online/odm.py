@@ -53,6 +53,8 @@ from mixopt.online.base import (
     decode,
     encode,
     parse_domains,
+    state_float,
+    state_int,
 )
 
 __all__ = ["ODM"]
@@ -170,8 +172,9 @@ class ODM(OnlineRule):
         super()._set_state(state)
         if "rewards" not in state or "t" not in state:
             raise MixtureError("bad state_dict: ODM state needs 'rewards' and 't'")
-        self.rewards = decode(state["rewards"], (self.n_skills,), "ODM rewards")
-        self.t = int(state["t"])
+        rewards = decode(state["rewards"], (self.n_skills,), "state.rewards", finite=True)
+        t = state_int(state, "t", "state.t")
         # states written before ``eps`` was stored counted updates: eps of the last one
-        self._eps = float(state["eps"]) if "eps" in state else self.exploration(self.t,
-                                                                                 self.n_skills)
+        eps = (state_float(state, "eps", "state.eps", 0.0, 1.0) if "eps" in state
+               else self.exploration(t, self.n_skills))
+        self.rewards, self.t, self._eps = rewards, t, eps

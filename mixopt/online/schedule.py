@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from mixopt.errors import MixtureError
-from mixopt.online.base import OnlineRule, check_eta, check_weights, encode, skill_labels
+from mixopt.online.base import (
+    OnlineRule,
+    check_eta,
+    check_weights,
+    encode,
+    skill_labels,
+    state_float,
+)
 
 __all__ = ["Schedule"]
 
@@ -180,12 +187,7 @@ class Schedule(OnlineRule):
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
         super()._set_state(state)
-        try:
-            self.position = float(state["position"])
-        except (KeyError, TypeError, ValueError):
-            raise MixtureError(
-                "bad state_dict: Schedule state needs a numeric 'position'"
-            ) from None
+        self.position = state_float(state, "position", "state.position", low=0.0)
 
     # ------------------------------------------------------------------ procedural warm-up
     @classmethod

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from mixopt.errors import GraphError, MixtureError
-from mixopt.online.base import OnlineRule, check_eta, check_int, decode, encode
+from mixopt.online.base import OnlineRule, check_eta, check_int, decode, encode, state_int
 from mixopt.online.static import Static
 
 __all__ = ["SkillIt", "graph_matrix"]
@@ -240,14 +240,13 @@ class SkillIt(OnlineRule):
     def _set_state(self, state: Mapping[str, Any]) -> None:
         super()._set_state(state)
         try:
-            buf = decode(state["buffer"], self._buf.shape, "SkillIt buffer")
-            n = int(state["n_evals"])
+            buf = decode(state["buffer"], self._buf.shape, "state.buffer", finite=True)
+            n = state_int(state, "n_evals", "state.n_evals")
             L0 = state.get("L0")
         except KeyError as exc:
             raise MixtureError(f"bad state_dict: SkillIt state lacks {exc}") from None
-        self._buf = buf
-        self._n_evals = n
-        self._L0 = None if L0 is None else decode(L0, (self.n_eval,), "SkillIt L0")
+        L0 = None if L0 is None else decode(L0, (self.n_eval,), "state.L0", finite=True)
+        self._buf, self._n_evals, self._L0 = buf, n, L0
 
 
 def _check_prior(prior: Any, k: int) -> np.ndarray:

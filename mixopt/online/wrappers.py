@@ -78,11 +78,11 @@ class Wrapper(OnlineRule):
         state["inner"] = self.inner.state_dict()
         return state
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def _load_state(self, state: Mapping[str, Any]) -> None:
         if isinstance(state, Mapping) and "inner" not in state:
             raise MixtureError(f"bad state_dict: wrapper {type(self).__name__} lacks 'inner'")
-        super().load_state_dict(state)
-        self.inner.load_state_dict(state["inner"])
+        super()._load_state(state)
+        self.inner._load_state(state["inner"])
 
 
 class Smooth(Wrapper):

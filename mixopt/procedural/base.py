@@ -27,6 +27,8 @@ __all__ = [
     "Task",
     "TaskError",
     "allocate",
+    "MAX_OPTION",
+    "MAX_TOKENS",
     "check_int",
     "check_probability",
     "check_choice",
@@ -38,8 +40,20 @@ __all__ = [
 # option checks
 # ---------------------------------------------------------------------------------------------
 
-def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
-    """Return ``value`` as an int, or raise :class:`TaskError` naming option ``name``."""
+#: Largest value an integer option may take (vocabularies, digits, lengths, counts): larger
+#: values build per-option tables (one token or skill per digit, ...) that take minutes or
+#: exhaust memory, so they are refused at construction.
+MAX_OPTION = 2**20
+
+#: Largest ``batch_size * length`` one :meth:`Task.sample` call may produce (1 GiB of int64).
+MAX_TOKENS = 2**27
+
+
+def check_int(name: str, value: Any, *, low: int | None = None,
+              high: int | None = MAX_OPTION) -> int:
+    """Return ``value`` as an int, or raise :class:`TaskError` naming option ``name``.
+
+    ``high`` defaults to :data:`MAX_OPTION` (pass ``None`` for no upper bound)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         if isinstance(value, (float, np.floating)) and math.isfinite(value) and value == int(value):
             value = int(value)
@@ -234,6 +248,11 @@ class Task:
         rng = check_rng(rng)
         batch_size = _check_arg("batch_size", batch_size, 1)
         length = _check_arg("length", length, 1)
+        if batch_size * length > MAX_TOKENS:
+            raise TaskError(
+                f"batch_size * length = {batch_size * length} tokens exceeds {MAX_TOKENS} "
+                "per sample() call; draw smaller batches"
+            )
         self.check_length(length)
         batch = self._sample(rng, batch_size, length)
         batch.task = self

@@ -168,7 +168,8 @@ def _jump(prob: SplitProblem, U: np.ndarray, g: np.ndarray, lo: np.ndarray,
 
     In the softmax parametrisation a share that should be zero only decays geometrically under
     Newton steps (its gradient vanishes with it), and one at the bound cannot come back (same
-    reason). So every slot whose share is below ``down`` and whose gradient pushes it down
+    reason). So every slot whose share is below ``down`` times the uniform share ``1 / S`` and
+    whose gradient pushes it down
     moves to its lower bound, and every slot at its lower bound whose gradient pulls it up
     moves to the share ``up`` (small, so that a first-order gain shows). The candidate is kept
     only when it lowers the objective.
@@ -181,7 +182,7 @@ def _jump(prob: SplitProblem, U: np.ndarray, g: np.ndarray, lo: np.ndarray,
     out = U.copy()
     sub = out[:, nz]
     gz, lz = g[:, nz], lo[:, nz]
-    go_down = (ls[:, 1:] < np.log(down)) & (gz > 0)
+    go_down = (ls[:, 1:] < np.log(down / prob.S)) & (gz > 0)  # down x the uniform share
     go_up = (sub <= lz + 1e-12) & (gz < 0)
     sub[go_down] = lz[go_down]
     sub[go_up] = np.broadcast_to(lse + np.log(up), sub.shape)[go_up]
@@ -199,6 +200,8 @@ def newton_solve(prob: SplitProblem, U0: np.ndarray, log_c: np.ndarray, lo: np.n
     B, n = U.shape
     done = np.zeros(B, dtype=bool)
     small_g = np.zeros(B, dtype=bool)  # gradient test of the final report, at the last point
+    _, prob_of = np.unique(log_c, return_inverse=True)
+    n_prob = int(prob_of.max()) + 1
     F = _objective(prob, U, log_c)
     for _ in range(max_iter):
         idx = np.flatnonzero(~done)
@@ -237,9 +240,19 @@ def newton_solve(prob: SplitProblem, U0: np.ndarray, log_c: np.ndarray, lo: np.n
         improve = Fb < Fi
         U[idx[improve]] = trial[np.flatnonzero(improve), best[improve]]
         F[idx] = np.where(improve, Fb, Fi)
-        stalled = ~improve | (Fi - Fb <= 1e-15 * np.abs(Fi))
+        gain = Fi - Fb
+        scale_f = np.maximum(1.0, np.abs(Fi))
+        nearly = gnorm <= 1e-7 * scale_f
+        # stalled: no decrease, or (near a stationary point) a crawl of < 1e-13 per step
+        stalled = ~improve | (gain <= 1e-15 * np.abs(Fi)) | (nearly & (gain <= 1e-13 * scale_f))
         jumped = improve & (best == len(_ALPHAS))  # the active set changed: not done yet
-        done[idx[(conv & ~jumped) | stalled]] = True
+        # a start nearly converged above another start's objective is in a worse basin
+        # (rows with the same budget are starts of the same problem)
+        fmin = np.full(n_prob, np.inf)
+        np.minimum.at(fmin, prob_of, F)
+        fm = fmin[prob_of[idx]]
+        worse = (gnorm <= 1e-5 * scale_f) & (F[idx] > fm + 1e-8 * np.abs(fm))
+        done[idx[(conv & ~jumped) | stalled | worse]] = True
     # a start that ended moved by a converged Newton step or a tiny stalled one keeps its last
     # gradient test; those stopped by max_iter are tested where they are
     rest = np.flatnonzero(~done)

@@ -55,6 +55,15 @@ def test_seed_and_jobs_do_not_change_results(boot):
     np.testing.assert_allclose(again.samples.to_numpy(), boot.samples.to_numpy(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("kw", [dict(n_jobs=2), dict(n_jobs=2, backend="loky"),
+                                dict(n_jobs=1, chunk_size=7)])
+def test_backend_and_chunking_do_not_change_results(boot, kw):
+    # small work: n_jobs=2 runs one chunk per worker on threads by default; loky on request
+    again = boot.fit.bootstrap(60, seed=1, progress=False, **kw)
+    np.testing.assert_array_equal(again.converged, boot.converged)
+    np.testing.assert_allclose(again.samples.to_numpy(), boot.samples.to_numpy(), rtol=1e-9)
+
+
 def test_fixed_parameters_stay_fixed():
     fit = mixopt.fit("chinchilla", ladder(0.01, 2), grid=50, fixed={"E": 1.69})
     b = fit.bootstrap(20, seed=0, progress=False)
@@ -109,6 +118,7 @@ def test_round_trip(boot, tmp_path):
         (lambda b: b.predict_interval({"N": [1e9], "D": [1e10]}, kind="x"), "kind"),
         (lambda b: b.fit.bootstrap(0), "n"),
         (lambda b: b.fit.bootstrap(5, n_jobs=0), "n_jobs"),
+        (lambda b: b.fit.bootstrap(5, chunk_size=0), "chunk_size"),
     ],
 )
 def test_bad_input(boot, call, match):

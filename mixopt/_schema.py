@@ -212,12 +212,12 @@ class Obj(Spec):
         missing = [k for k in self.fields if k not in value and k not in self.optional]
         if missing:
             where = f"{path}: " if path else ""
-            raise error(f"{prefix}{where}missing field(s) {missing}")
+            raise error(f"{prefix}{where}missing key(s) {missing}")
         if self.closed:
             extra = sorted(str(k) for k in value if k not in self.fields)
             if extra:
                 where = f"{path}: " if path else ""
-                raise error(f"{prefix}{where}unknown field(s) {extra}; expected "
+                raise error(f"{prefix}{where}unknown key(s) {extra}; expected "
                             f"{sorted(self.fields)}")
         out = dict(value)
         for key, spec in self.fields.items():

@@ -20,6 +20,7 @@ be fitted by a law and raises :class:`~mixopt.errors.DataError` naming the culpr
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -70,6 +71,44 @@ def _scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _names(value: Any, arg: str) -> list[str]:
+    """A list of column names; a bare string is refused (it would be split into characters)."""
+    if isinstance(value, (str, bytes)):
+        raise DataError(f"{arg} must be a list of column names, got the string {value!r} "
+                        f"(write [{value!r}] for one column)")
+    try:
+        return [str(v) for v in value]
+    except TypeError:
+        raise DataError(f"{arg} must be a list of column names, got {value!r}") from None
+
+
+def _not_real(values: Any) -> str | None:
+    """Why ``values`` (an array or Series) are not real numbers, or None if they may be.
+
+    Booleans, complex numbers, datetimes, timedeltas and byte/unicode strings are refused
+    outright (numpy would turn ``True`` into 1.0 and drop an imaginary part); object arrays
+    are checked element by element."""
+    dtype = getattr(values, "dtype", None)
+    kind = getattr(dtype, "kind", None)
+    names = {"b": "booleans", "c": "complex numbers", "M": "datetimes", "m": "timedeltas",
+             "U": "strings", "S": "bytes"}
+    if kind in names:
+        return f"{names[kind]} (dtype {dtype})"
+    if isinstance(dtype, pd.CategoricalDtype) or isinstance(dtype, pd.PeriodDtype):
+        return f"dtype {dtype}"
+    if kind == "O" or dtype is None:
+        flat = np.asarray(values, dtype=object).reshape(-1)
+        for x in flat:
+            if isinstance(x, (bool, np.bool_)):
+                return f"a boolean {x!r}"
+            if isinstance(x, (complex, np.complexfloating)):
+                return f"a complex number {x!r}"
+            if isinstance(x, (np.datetime64, np.timedelta64, pd.Timestamp, pd.Timedelta,
+                              _dt.date, _dt.time, _dt.timedelta)):
+                return f"a date/time {x!r}"
+    return None
+
+
 def _key(name: str) -> str:
     return str(name).strip().lower().replace(" ", "_").replace("-", "_")
 
@@ -83,7 +122,7 @@ def standardize(
     unchanged. Columns named in ``keep`` (e.g. a law's mixture columns ``c`` or ``tokens``) are
     never renamed. If ``D`` is missing but ``C`` and ``N`` are present, ``D = C / (6 N)``.
     """
-    keep = set(map(str, keep))
+    keep = set(_names(keep, "keep"))
     if isinstance(data, pd.DataFrame):
         frame = data.copy()
     elif isinstance(data, Mapping):
@@ -136,6 +175,8 @@ def validate(
     DataError
         naming the missing column, or the column and the first offending row.
     """
+    variables = _names(variables, "variables")
+    nonnegative = _names(nonnegative, "nonnegative")
     frame = standardize(data, keep=[v for v in variables if v not in COLUMNS])
     needed = list(variables) + (["loss"] if require_loss else [])
     missing = [c for c in needed if c not in frame.columns]
@@ -149,6 +190,11 @@ def validate(
     if len(frame) == 0:
         raise DataError(f"{what} has no rows")
     for col in needed:
+        if isinstance(frame[col], pd.DataFrame):
+            raise DataError(f"{what} has several columns named {col!r}")
+        why = _not_real(frame[col])
+        if why is not None:
+            raise DataError(f"column {col!r} of the {what} must hold real numbers, got {why}")
         values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
         bad = ~np.isfinite(values)
         if bad.any():
@@ -184,6 +230,8 @@ def as_arrays(
 
     Scalars broadcast against arrays; all inputs must be finite, sizes positive (``D_spec`` >= 0).
     """
+    variables = _names(variables, "variables")
+    nonnegative = _names(nonnegative, "nonnegative")
     own = {str(v) for v in variables if v not in COLUMNS}
     if isinstance(data, pd.DataFrame):
         frame = standardize(data, keep=own)
@@ -204,9 +252,21 @@ def as_arrays(
     for var in variables:
         if var not in source:
             raise DataError(f"{what} is missing {var!r}; it has {sorted(map(str, source))}")
+        raw = source[var]
+        if isinstance(raw, (bool, np.bool_, complex)):
+            why: str | None = f"{type(raw).__name__} {raw!r}"
+        elif hasattr(raw, "dtype"):
+            why = _not_real(raw)
+        else:
+            try:
+                why = _not_real(np.asarray(raw))
+            except (TypeError, ValueError):
+                why = None  # ragged or odd: the float conversion below names it
+        if why is not None:
+            raise DataError(f"{what}[{var!r}] must hold real numbers, got {why}")
         try:
-            arr = np.asarray(source[var], dtype=float)
-        except (TypeError, ValueError):
+            arr = np.asarray(raw, dtype=float)
+        except (TypeError, ValueError, OverflowError):
             raise DataError(f"{what}[{var!r}] is not numeric") from None
         if not np.all(np.isfinite(arr)):
             raise DataError(f"{what}[{var!r}] has non-finite values")

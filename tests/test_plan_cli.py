@@ -41,8 +41,9 @@ def test_split_plan(chin_fit, tmp_path, capsys):
     paths = []
     for name, K in (("code", 1e3), ("math", 50.0)):
         params = dict(E=1.6, A=400.0, B=500.0, alpha=0.34, beta=0.28, K=K, rho=0.75)
+        # a consistent saved fit of the transfer law: its data hold the law's D_spec column
         f = dataclasses.replace(chin_fit, law=tr, params=params, fixed={},
-                                bounds=tr.bounds)
+                                bounds=tr.bounds, data=chin_fit.data.assign(D_spec=1e8))
         f.save(tmp_path / f"{name}.json")
         paths.append(str(tmp_path / f"{name}.json"))
     assert main([paths[0], f"m={paths[1]}", "--budget", "1e21", "--weights", "0.4", "0.6",

@@ -69,9 +69,11 @@ def test_mixed_designs() -> None:
          "two different skills"),
         ({"skills": 4, "method": "demix", "one_hot_factor": 0.25}, r"must lie in \(1/k, 1\]"),
         ({"skills": 3, "method": "demix", "structure": "grid"}, "structure must be"),
-        ({"skills": 3, "method": "regression", "n_runs": 4}, "n_runs must be an integer >= 5"),
+        ({"skills": 3, "method": "regression", "seed": 0, "n_runs": 4},
+         "n_runs must be an integer >= 5"),
         ({"skills": 3, "method": "demix", "n_runs": 4}, "n_runs applies to"),
-        ({"skills": 3, "method": "regression", "alpha": -1.0}, "alpha must be a positive"),
+        ({"skills": 3, "method": "regression", "seed": 0, "alpha": -1.0},
+         "alpha must be a positive"),
     ],
 )
 def test_design_errors(kwargs: dict, message: str) -> None:

@@ -6,18 +6,60 @@ the file stem, or ``name=path``.
 
     mixopt plan fit.json --budget 1e21 1e22
     mixopt plan code=code.json math=math.json --budget 1e21 --weights 0.7 0.3 --json
+
+``--json`` prints strict JSON (RFC 8259: no ``NaN``/``Infinity`` tokens): a number that is NaN
+or infinite is written as ``null``, its field is listed in ``non_finite``, ``json_status`` is
+``"non-finite"`` (else ``"ok"``) and ``success`` is false.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from mixopt.errors import PlanError
 
-__all__ = ["main"]
+__all__ = ["main", "strict_json"]
+
+
+def strict_json(payload: Any) -> tuple[Any, list[str]]:
+    """``payload`` with every NaN or infinite number replaced by ``None`` (JSON ``null``), and
+    the paths of the replaced numbers (``"loss.code"``, ``"N[2]"``): strict JSON (RFC 8259)
+    has no ``NaN`` or ``Infinity`` token, so the plan reports them as null plus a status."""
+    bad: list[str] = []
+
+    def walk(x: Any, path: str) -> Any:
+        if isinstance(x, dict):
+            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [walk(v, f"{path}[{i}]") for i, v in enumerate(x)]
+        if isinstance(x, float) and not math.isfinite(x):
+            bad.append(path)
+            return None
+        return x
+
+    return walk(payload, ""), bad
+
+
+def _report(d: dict[str, Any]) -> dict[str, Any]:
+    """One result's dict as strict JSON with ``json_status`` (``"ok"`` or ``"non-finite"``) and
+    ``non_finite`` (the fields that were NaN or infinite, now null)."""
+    clean, bad = strict_json(d)
+    clean["json_status"] = "ok" if not bad else "non-finite"
+    clean["non_finite"] = bad
+    if bad and clean.get("success") is True:
+        clean["success"] = False
+        clean["message"] = (f"{clean.get('message', '')} [non-finite result in {bad}: not a "
+                            "usable plan]").strip()
+    return clean
+
+
+def _dump(payload: Any) -> str:
+    return json.dumps(payload, indent=1, allow_nan=False)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +92,7 @@ def main(argv: list[str]) -> int:
             raise PlanError("--weights and --cap apply to split plans (several domain fits)")
         budget = args.budget[0] if len(args.budget) == 1 else args.budget
         res = compute_optimal(next(iter(fits.values())), budget)
-        out.write((json.dumps(res.to_dict(), indent=1) if args.json else res.summary()) + "\n")
+        out.write((_dump(_report(res.to_dict())) if args.json else res.summary()) + "\n")
         return 0
     caps = {}
     for c in args.cap:
@@ -62,8 +104,8 @@ def main(argv: list[str]) -> int:
     results = [split(fits, b, weights=args.weights, caps=caps or None,
                      objective=args.objective) for b in args.budget]
     if args.json:
-        payload = [r.to_dict() for r in results]
-        out.write(json.dumps(payload[0] if len(payload) == 1 else payload, indent=1) + "\n")
+        payload = [_report(r.to_dict()) for r in results]
+        out.write(_dump(payload[0] if len(payload) == 1 else payload) + "\n")
     else:
         out.write("\n\n".join(r.summary() for r in results) + "\n")
     return 0

@@ -101,7 +101,8 @@ def _skills(skills: int | Sequence[Any]) -> list[str]:
 
 
 def _mixed(k: int, structure: str, one_hot_factor: float, n_runs: int | None, alpha: float,
-           rng: np.random.Generator, default_n: int, min_n: int) -> tuple[np.ndarray, list[str]]:
+           rng: np.random.Generator | None, default_n: int, min_n: int
+           ) -> tuple[np.ndarray, list[str]]:
     blocks, names = [], []
     if structure not in ("aioli", "dirichlet", "both"):
         raise GraphError(f"structure must be 'aioli', 'dirichlet' or 'both', got {structure!r}")
@@ -121,11 +122,27 @@ def _mixed(k: int, structure: str, one_hot_factor: float, n_runs: int | None, al
             raise GraphError(f"n_runs must be an integer >= {min_n} for {k} skills, got {n!r}")
         if not (np.isfinite(alpha) and alpha > 0):
             raise GraphError(f"alpha must be a positive Dirichlet concentration, got {alpha!r}")
+        assert rng is not None  # design() requires a seed for Dirichlet blocks
         blocks.append(rng.dirichlet(np.full(k, float(alpha)), size=int(n)))
         names += [f"mix:{i}" for i in range(int(n))]
     elif n_runs is not None:
         raise GraphError("n_runs applies to structure='dirichlet' or 'both' only")
     return np.vstack(blocks), names
+
+
+def generator(seed: Any, what: str, error: type[Exception] = GraphError) -> np.random.Generator:
+    """``seed`` (a non-negative int or a ``numpy.random.Generator``) as a Generator.
+
+    ``None`` is refused: randomness in mixopt always comes from a seed the caller chose, so a
+    call that draws random numbers needs ``seed=``."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        raise error(f"{what} draws random numbers: pass seed= (a non-negative int or a "
+                    "numpy.random.Generator); mixopt takes randomness only from a seed")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise error(f"seed must be a non-negative int or a numpy.random.Generator, got {seed!r}")
+    return np.random.default_rng(int(seed))
 
 
 def design(skills: int | Sequence[Any], method: str = "linear", steps: int = 1000,
@@ -139,7 +156,8 @@ def design(skills: int | Sequence[Any], method: str = "linear", steps: int = 100
     method: ``"linear"``, ``"pairwise"``, ``"demix"`` or ``"regression"``.
     steps: training steps of every run (positive integer).
     seeds: number of training seeds per mixture (ids ``0..seeds-1``), or the seed ids.
-    seed: seed or Generator for random (Dirichlet) designs.
+    seed: seed or Generator for random (Dirichlet) designs (``"demix"``, ``"regression"``):
+        required by them (no hidden randomness); the deterministic designs ignore it.
     options: per method, see the module docstring (``pairs``; ``structure``, ``one_hot_factor``,
         ``n_runs``, ``alpha``).
     """
@@ -187,8 +205,9 @@ def design(skills: int | Sequence[Any], method: str = "linear", steps: int = 100
             W = np.vstack([W, P])
             names = names + [f"pair:{labels[a]}+{labels[b]}" for a, b in idx]
     else:
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         structure = options.get("structure", "aioli" if method == "demix" else "dirichlet")
+        rng = (generator(seed, f"design(method={method!r}, structure={structure!r})")
+               if structure in ("dirichlet", "both") or seed is not None else None)
         min_n = k if method == "demix" else k + 2
         default_n = 2 * k if method == "demix" else max(3 * k, k + 5)
         W, names = _mixed(k, structure, options.get("one_hot_factor", 0.625),

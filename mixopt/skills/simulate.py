@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mixopt.errors import DataError, GraphError
-from mixopt.skills.design import Design
+from mixopt.skills.design import Design, generator
 from mixopt.skills.graph import SkillGraph
 from mixopt.skills.tables import _py, validate_mixtures
 
@@ -112,7 +112,8 @@ def simulate_ablations(graph: SkillGraph, design: Design | pd.DataFrame, *,
     noise, process_noise: standard deviations of observation and per-step noise.
     dynamics: ``"linear"`` or ``"proportional"`` (see module docstring).
     eval_every: evaluation interval in steps (default ``max(1, steps // 10)`` per run).
-    seed: seed or Generator for the noise.
+    seed: seed or Generator for the noise; required when ``noise`` or ``process_noise`` is
+        positive (randomness only from a seed), ignored otherwise.
 
     Returns
     -------
@@ -143,7 +144,8 @@ def simulate_ablations(graph: SkillGraph, design: Design | pd.DataFrame, *,
         raise DataError(f"design column 'steps' must hold positive integers; run "
                         f"{_py(runs['run'].iloc[i])!r} has {_py(runs['steps'].iloc[i])!r}")
     steps = steps.astype(np.int64)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = (generator(seed, "simulate_ablations with noise or process_noise", DataError)
+           if noise > 0 or process_noise > 0 or seed is not None else None)
 
     R, m = len(runs), len(graph.eval_skills)
     W = np.zeros((R, len(graph.train_skills)))

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mixopt._schema import Arr, Int, Num, Obj, Str, check
 from mixopt.errors import MixtureError
 
 __all__ = ["MixtureController"]
@@ -159,6 +160,12 @@ class MixtureController:
     def weights(self) -> np.ndarray:
         return self._w.copy()
 
+    @property
+    def loss_weights(self) -> np.ndarray | None:
+        """Per-domain factors for each token's loss (the rule's ``loss_weights``; None: none)."""
+        lw = self.rule.loss_weights if hasattr(self.rule, "loss_weights") else None
+        return None if lw is None else np.asarray(lw, dtype=np.float64)
+
     def step(self, step: int, tokens: float | None = None) -> bool:
         """Call after ``step`` completed training steps; returns True if the weights changed."""
         if tokens is None and self.tokens_per_step is not None:
@@ -239,18 +246,44 @@ class MixtureController:
                 "rule": self.rule.state_dict(), "sampler": self.sampler.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if not isinstance(state, Mapping):
-            raise MixtureError(f"state_dict must be a mapping, got {type(state).__name__}")
-        missing = [k for k in ("controller", "rule", "sampler") if k not in state]
-        if missing:
-            raise MixtureError(f"bad controller state_dict: missing {missing}")
-        c = state["controller"]
+        """Restore :meth:`state_dict` output (controller, rule and sampler together).
+
+        The controller part is checked against its schema (``next_update >= segment_start >=
+        0`` integers, ``weights`` on the simplex with one entry per domain, ``history`` rows
+        with ``step``, ``segment`` and ``weights``), the rule and sampler check their own parts,
+        and the controller's weights must equal the sampler's (within 1e-9): a state whose
+        parts disagree raises :class:`MixtureError` naming the field, and nothing is changed."""
+        pre = "bad controller state_dict: "
+        k = len(self._w)
+        st = check(state, Obj({"controller": Obj({
+            "next_update": Int(low=0),
+            "segment_start": Int(low=0),
+            "weights": Arr(Num(low=0.0, high=1.0), length=k),
+            "history": Arr(Obj({"step": Int(low=0), "segment": Str(),
+                                "weights": Arr(Num(low=0.0, high=1.0), length=k)},
+                               optional=())),
+        }), "rule": Obj(), "sampler": Obj()}), MixtureError, pre)
+        c = st["controller"]
+        nxt, start = c["next_update"], c["segment_start"]
+        if nxt < start:
+            raise MixtureError(f"{pre}controller.next_update: expected >= segment_start={start}, "
+                               f"got {nxt}")
+        w = np.array(c["weights"], dtype=np.float64)
+        if abs(float(w.sum()) - 1.0) > 1e-6:
+            raise MixtureError(f"{pre}controller.weights: expected weights summing to 1, got sum "
+                               f"{float(w.sum())!r}")
+        rule_backup, sampler_backup = self.rule.state_dict(), self.sampler.state_dict()
         try:
-            nxt, start = int(c["next_update"]), int(c["segment_start"])
-            w = np.array(c["weights"], dtype=np.float64)
-            rows = [dict(r) for r in c["history"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MixtureError(f"bad controller state_dict: {exc}") from None
-        self.rule.load_state_dict(state["rule"])
-        self.sampler.load_state_dict(state["sampler"])
+            self.rule.load_state_dict(state["rule"])
+            self.sampler.load_state_dict(state["sampler"])
+            theirs = np.asarray(self.sampler.weights, dtype=np.float64)
+            if theirs.shape != w.shape or np.abs(theirs - w).max() > 1e-9:
+                raise MixtureError(
+                    f"{pre}controller.weights {w.tolist()} disagree with the sampler's weights "
+                    f"{theirs.tolist()}: the parts of this state come from different runs")
+        except MixtureError:
+            self.rule.load_state_dict(rule_backup)
+            self.sampler.load_state_dict(sampler_backup)
+            raise
+        rows = [dict(r) for r in c["history"]]
         self.next_update, self._seg_start, self._w, self._rows = nxt, start, w, rows

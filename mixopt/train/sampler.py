@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from mixopt._schema import Arr, Int, Num, Obj, check
 from mixopt.errors import MixtureError
 from mixopt.online.base import check_weights
 
@@ -93,6 +94,24 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise MixtureError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def _state_schema(k: int) -> Obj:
+    """Schema of :meth:`MixtureSampler.state_dict` for ``k`` domains."""
+    count = Int(low=0)
+    return Obj({
+        "version": Int(low=_VERSION, high=_VERSION),
+        "sizes": Arr(Int(low=1, nullable=True), length=k),
+        "seed": Int(low=0),
+        "world_size": Int(low=1),
+        "rank": Int(low=0),
+        "weights": Arr(Num(low=0.0, high=1.0), length=k),
+        "anchor_credits": Arr(Num(), length=k),
+        "since_anchor": count,
+        "counts_since_anchor": Arr(count, length=k),
+        "drawn": Arr(count, length=k),
+        "position": count,
+    }, optional=("version", "world_size", "rank"))
 
 
 class MixtureSampler:
@@ -333,32 +352,63 @@ class MixtureSampler:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output, from any rank and any world size (elastic: this
-        sampler's rank continues the saved global stream at its own world size)."""
-        if not isinstance(state, Mapping):
-            raise MixtureError(f"state_dict must be a mapping, got {type(state).__name__}")
-        need = ("sizes", "seed", "world_size", "weights", "anchor_credits", "since_anchor",
-                "counts_since_anchor", "drawn", "position")
-        missing = [key for key in need if key not in state]
-        if missing:
-            raise MixtureError(f"bad sampler state_dict: missing key(s) {missing}")
+        sampler's rank continues the saved global stream at its own world size).
+
+        The state is checked against its schema before anything changes: types and lengths of
+        every field (``weights`` on the simplex, credits finite, counts non-negative integers),
+        and the invariants a real stream keeps: counts since the anchor sum to ``since_anchor``,
+        ``drawn`` sums to ``position`` and is at least the counts since the anchor, a domain of
+        weight 0 has no draws since the anchor, the anchor credits of active domains sum to 0
+        and every credit ``c0 + w t - n`` stays within ``K + 1`` (the stream's bound is
+        ``(K + 1) / 2``). A bad state raises :class:`MixtureError` naming the field."""
+        pre = "bad sampler state_dict: "
+        k = self.k
+        st = check(state, _state_schema(k), MixtureError, pre)
         for key, mine in (("sizes", self.sizes), ("seed", self.seed)):
-            theirs = list(state[key]) if key == "sizes" else state[key]
-            if theirs != mine:
+            if st[key] != mine:
                 raise MixtureError(
-                    f"sampler state_dict has {key}={theirs!r}, this sampler has {mine!r}")
-        w = check_weights(state["weights"], self.k, "state weights")
-        c0 = np.array(state["anchor_credits"], dtype=np.float64)
-        cnt = np.array(state["counts_since_anchor"], dtype=np.int64)
-        drawn = np.array(state["drawn"], dtype=np.int64)
-        if c0.shape != (self.k,) or cnt.shape != (self.k,) or drawn.shape != (self.k,):
-            raise MixtureError("bad sampler state_dict: per-domain arrays have the wrong length")
+                    f"sampler state_dict has {key}={st[key]!r}, this sampler has {mine!r}")
+        w = np.array(st["weights"], dtype=np.float64)  # exact saved bits
+        if abs(float(w.sum()) - 1.0) > _TOL:
+            raise MixtureError(f"{pre}weights: expected weights summing to 1 (on the simplex), "
+                               f"got sum {float(w.sum())!r}")
+        c0 = np.array(st["anchor_credits"], dtype=np.float64)
+        cnt = np.array(st["counts_since_anchor"], dtype=np.int64)
+        drawn = np.array(st["drawn"], dtype=np.int64)
+        t, position = st["since_anchor"], st["position"]
+        if int(cnt.sum()) != t:
+            raise MixtureError(f"{pre}counts_since_anchor: expected counts summing to "
+                               f"since_anchor={t}, got sum {int(cnt.sum())}")
+        if int(drawn.sum()) != position:
+            raise MixtureError(f"{pre}drawn: expected counts summing to position={position}, "
+                               f"got sum {int(drawn.sum())}")
+        if np.any(drawn < cnt):
+            i = int(np.flatnonzero(drawn < cnt)[0])
+            raise MixtureError(f"{pre}drawn[{i}]: expected >= counts_since_anchor[{i}]="
+                               f"{int(cnt[i])}, got {int(drawn[i])}")
+        idle = w <= 0
+        if np.any(cnt[idle] != 0) or np.any(c0[idle] != 0):
+            i = int(np.flatnonzero(idle & ((cnt != 0) | (c0 != 0)))[0])
+            raise MixtureError(f"{pre}domain {i} has weight 0: expected counts_since_anchor[{i}]"
+                               f" = 0 and anchor_credits[{i}] = 0, got {int(cnt[i])} and "
+                               f"{float(c0[i])!r}")
+        if abs(float(c0.sum())) > 1e-6 * max(1.0, float(np.abs(c0).sum())) + 1e-9:
+            raise MixtureError(f"{pre}anchor_credits: expected credits summing to 0, got sum "
+                               f"{float(c0.sum())!r}")
+        credit = c0 + w * t - cnt
+        limit = k + 1.0
+        if np.any(np.abs(c0) > limit) or np.any(np.abs(credit) > limit):
+            bad = np.abs(c0) > limit
+            i = int(np.flatnonzero(bad | (np.abs(credit) > limit))[0])
+            what = (f"anchor_credits[{i}] = {float(c0[i])!r}" if bad[i] else
+                    f"credit c0 + w t - n of domain {i} = {float(credit[i])!r}")
+            raise MixtureError(f"{pre}{what}: expected within +-{limit:g} (K + 1); the counts "
+                               "do not follow the weights")
         self._clear_buffer()
-        self._w = np.array(state["weights"], dtype=np.float64)  # exact saved bits (validated)
-        if np.abs(self._w - w).max() > _TOL:
-            raise MixtureError("bad sampler state_dict: weights off the simplex")
+        self._w = w
         self._c0, self._cnt, self._drawn = c0, cnt, drawn
-        self._t = int(state["since_anchor"])
-        self._position = int(state["position"])
+        self._t = int(t)
+        self._position = int(position)
 
     # ------------------------------------------------------------------ raw state (feeds)
     def _export(self) -> tuple[np.ndarray, np.ndarray]:

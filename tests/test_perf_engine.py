@@ -114,3 +114,30 @@ def test_fit_matches_finite_difference_jacobian_fit():
     assert res.objective <= slow.objective * (1 + 1e-9)
     for k in law.param_names:
         assert res.params[k] == pytest.approx(slow.params[k], rel=1e-4), k
+
+
+def test_subset_objective_equals_objective_of_the_subset():
+    pb = _problem(n=200)
+    runs = np.sort(np.random.default_rng(5).choice(200, 70, replace=False))
+    sub = Problem.build("transfer", pb.data.iloc[runs], fixed={"rho": 0.8}).objective()
+    starts = make_starts(pb, 15, 0)
+    np.testing.assert_allclose(pb.objective().subset(runs).value(starts), sub.value(starts),
+                               rtol=1e-13)
+
+
+def test_prescreen_on_a_subset_of_runs_reaches_the_same_fit():
+    # 2,500 runs: the prescreen ranks the 1,200 starts on 512 of them, or on all
+    import importlib
+
+    solve = importlib.import_module("mixopt.fitting.fit").solve
+    rng = np.random.default_rng(7)
+    N = 10 ** rng.uniform(7, 9.5, 2500)
+    data = simulate("chinchilla", dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28),
+                    {"N": N, "D": N * 10 ** rng.uniform(0.5, 2.5, 2500)}, noise=0.01, seed=7)
+    pb = Problem.build("chinchilla", data)
+    starts = make_starts(pb, 1200, 0)
+    a = solve(pb, starts, lm=LMOptions(prescreen_runs=512))
+    b = solve(pb, starts, lm=LMOptions(prescreen_runs=None))
+    assert a["status"] == b["status"] == 0
+    assert a["objective"] == pytest.approx(b["objective"], rel=1e-10)
+    np.testing.assert_allclose(a["theta"], b["theta"], rtol=1e-5, atol=1e-7)

@@ -13,7 +13,8 @@ Bounds are handled by an active set (a parameter at a bound whose gradient pushe
 and by clipping the step (projected LM, as in Kanzow, Yamashita & Fukushima 2004).
 
 Before the first step, only the starts with the lowest initial objective are kept
-(``LMOptions.prescreen``: an objective value costs far less than a Jacobian); after a few
+(``LMOptions.prescreen``: an objective value costs far less than a Jacobian; with many runs the
+ranking uses a fixed random subset of ``LMOptions.prescreen_runs`` of them); after a few
 iterations only the best starts continue (successive pruning, ``LMOptions.prune``);
 the survivors run to convergence. IRLS steps majorise the objective, which makes them safe far
 from a solution but only linearly convergent (the error fell by about 0.75 per iteration on the
@@ -54,6 +55,10 @@ class LMOptions:
     #: before the first step, keep the ``prescreen`` starts of lowest initial objective (per
     #: group); evaluating the objective is much cheaper than a Jacobian. None: keep all.
     prescreen: int | None = 1000
+    #: with more runs than this, the prescreen ranks the starts on this many runs drawn at
+    #: random (a fixed seed: deterministic); the solver itself always uses every run.
+    #: None: rank on all runs
+    prescreen_runs: int | None = 4096
     lam0: float = 1e-2
     xtol: float = 1e-7
     ftol: float = 1e-12
@@ -201,7 +206,11 @@ def levenberg_marquardt(
     )
     floor = _floor(obj)
     if opts.prescreen is not None and S > opts.prescreen:
-        state.f = obj.value(state.theta, group if per_group else None)
+        screen = obj
+        if opts.prescreen_runs is not None and obj.n > opts.prescreen_runs:
+            runs = np.random.default_rng(0).choice(obj.n, int(opts.prescreen_runs), replace=False)
+            screen = obj.subset(np.sort(runs))
+        state.f = screen.value(state.theta, group if per_group else None)
         state.nfev += S
         _prune(state, int(opts.prescreen))
         state.f[:] = np.inf

@@ -118,6 +118,17 @@ class Objective:
         new.w = np.asarray(weights, dtype=float)
         return new
 
+    def subset(self, runs: np.ndarray) -> Objective:
+        """The same objective on the runs ``runs`` only (shares nothing mutable)."""
+        runs = np.asarray(runs, dtype=int)
+        new = object.__new__(Objective)
+        new.__dict__.update(self.__dict__)
+        new.X = {k: v[runs] for k, v in self.X.items()}
+        new.y = self.y[runs]
+        new.w = self.w[..., runs]
+        new.n = int(runs.size)
+        return new
+
     def _rows(self, per_row: int) -> int:
         return max(1, self.chunk // max(1, per_row))
 

@@ -91,3 +91,20 @@ def test_transfer_jacobian_at_zero_pretraining_is_finite():
     f, J = law.log_predict_raw_jac(theta, X)
     assert np.isfinite(J).all()
     np.testing.assert_array_equal(J[:, 5:], 0.0)
+
+
+def test_chinchilla_grid_prediction_equals_log_sum_exp():
+    # many rows sharing few exponents take the tabulated path; it must equal the log-sum-exp
+    law = mixopt.laws.get("chinchilla")
+    rng = np.random.default_rng(8)
+    X = _data("chinchilla", rng)
+    grid = law.grid().copy()
+    grid[:7, 1] = 650.0  # overflow of exp(a): those rows fall back
+    grid[7:9, 0] = -700.0
+    fast = law.log_predict_raw(grid, X)
+    slow = Law.log_predict_raw(law, grid, X)
+    assert np.isfinite(fast).all()
+    np.testing.assert_allclose(fast, slow, rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(fast[:9], slow[:9])
+    few = law.log_predict_raw(grid[:100], X)  # too few rows: the plain path
+    np.testing.assert_array_equal(few, slow[:100])

@@ -209,6 +209,15 @@ class Problem:
         return self.law.from_fit(full)
 
 
+def _unique_rows(a: np.ndarray) -> np.ndarray:
+    """``np.unique(a, axis=0)`` (rows sorted lexicographically, duplicates dropped), by one
+    lexsort: several times faster on the 4,500-row Chinchilla grid."""
+    if a.shape[0] == 0:
+        return a
+    s = a[np.lexsort(a.T[::-1])]
+    return s[np.r_[True, np.any(s[1:] != s[:-1], axis=1)]]
+
+
 def make_starts(problem: Problem, grid: Any, seed: int | np.random.Generator | None) -> np.ndarray:
     """Start points ``(G, k)`` in fit space for the free parameters.
 
@@ -226,8 +235,7 @@ def make_starts(problem: Problem, grid: Any, seed: int | np.random.Generator | N
         full = law.grid()
         X = {v: problem.data[v].to_numpy() for v in law.variables}
         extra = law.data_starts(X, np.log(problem.data["loss"].to_numpy()))
-        starts = full[:, free]
-        starts = np.unique(starts, axis=0)
+        starts = _unique_rows(full[:, free])
         if grid is not None:
             m = int(grid)
             if m < 1:

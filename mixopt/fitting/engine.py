@@ -51,10 +51,10 @@ class LMOptions:
 
     max_iter: int = 200
     #: successive pruning: after iteration ``i`` keep the ``m`` best starts, for each ``(i, m)``
-    prune: tuple[tuple[int, int], ...] = ((1, 300), (3, 40), (5, 12), (15, 4))
+    prune: tuple[tuple[int, int], ...] = ((1, 200), (3, 40), (5, 12), (15, 4))
     #: before the first step, keep the ``prescreen`` starts of lowest initial objective (per
     #: group); evaluating the objective is much cheaper than a Jacobian. None: keep all.
-    prescreen: int | None = 1000
+    prescreen: int | None = 500
     #: with more runs than this, the prescreen ranks the starts on this many runs drawn at
     #: random (a fixed seed: deterministic); the solver itself always uses every run.
     #: None: rank on all runs

@@ -120,6 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"speed ratio (reference / mixopt): CPU {c_ref / c_mix:.0f}x, wall {w_ref / w_mix:.0f}x"
           f" (mixopt best of {args.repeat}; CPU/wall runs "
           + ", ".join(f"{c:.3f}/{w:.3f}" for c, w in times) + ")")
+    obj = fit.problem().objective()
+    grid = law.grid()
+    for what, fn in (("objective", obj.value), ("objective + gradient + Gauss-Newton matrix",
+                                                 obj.system)):
+        best = np.inf
+        for _ in range(5):
+            c0 = time.process_time()
+            fn(grid)
+            best = min(best, time.process_time() - c0)
+        print(f"one pass over all {len(grid)} starts x {obj.n} runs, {what}: "
+              f"{best * 1e3:.1f} ms CPU (best of 5)")
     print(f"load average {os.getloadavg()}")
 
     for jobs in (1, 2):

@@ -139,3 +139,50 @@ def test_controller_exposes_doremi_loss_weights():
     assert math.isclose(float(lw.sum()), 1.0)
     # sampling stays on the rule's sampling weights while the loss factors move
     assert np.array_equal(c.weights, rule.weights)
+
+
+# ------------------------------------------------------------------------------ skip
+def _random_pair(rng, trial):
+    K = int(rng.integers(1, 6))
+    ws = int(rng.integers(1, 4))
+    sizes = [int(rng.integers(1, 40)) if rng.random() < 0.7 else None for _ in range(K)]
+    w0 = rng.dirichlet(np.ones(K))
+    rank = int(rng.integers(ws))
+    return (MixtureSampler(sizes, w0, seed=trial, rank=rank, world_size=ws),
+            MixtureSampler(sizes, w0, seed=trial, rank=rank, world_size=ws))
+
+
+def test_skip_leaves_exactly_the_state_of_next_batch():
+    """skip(n) counts most draws in closed form; the state must equal next_batch(n)'s."""
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        a, b = _random_pair(rng, trial)
+        for _ in range(3):
+            w = rng.dirichlet(np.full(a.k, rng.choice([0.2, 1.0, 10.0])))
+            if rng.random() < 0.3 and a.k > 1:
+                w[rng.integers(a.k)] = 0.0
+                w /= w.sum()
+            a.set_weights(w)
+            b.set_weights(w)
+            n = int(rng.choice([0, 3, 700, 5000]))
+            a.skip(n)
+            b.next_batch(n)
+            assert a.state_dict() == b.state_dict()
+        x, y = a.next_batch(40), b.next_batch(40)
+        assert np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1])
+
+
+def test_skip_of_a_trillion_draws_returns_and_tracks_the_weights():
+    """Issue 16, item 10: skip(n) allocated per draw (1e9 draws timed out)."""
+    s = MixtureSampler([3, 3, None], [0.2, 0.3, 0.5])
+    signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(TimeoutError()))
+    signal.alarm(10)
+    try:
+        s.skip(10**12)
+    finally:
+        signal.alarm(0)
+    assert s.position == 10**12
+    assert np.array_equal(s.counts, [2 * 10**11, 3 * 10**11, 5 * 10**11])
+    assert np.abs(s.credits()).max() < 2.0  # |n_i - w_i t| < 1/2 + K w_i / 2
+    with pytest.raises(MixtureError, match="exceeds"):
+        s.next_batch(10**12)

@@ -36,6 +36,10 @@ __all__ = [
 
 _SIMPLEX_TOL = 1e-6
 
+#: Most domains (skills) a rule may be built for: rules keep k x k matrices (Aioli, Skill-It),
+#: so counts far beyond real mixtures are refused instead of exhausting memory.
+MAX_DOMAINS = 100_000
+
 
 # ---------------------------------------------------------------------------------- helpers
 def skill_labels(skills: int | Sequence[Any] | None, k: int | None = None, what: str = "skills"
@@ -43,8 +47,8 @@ def skill_labels(skills: int | Sequence[Any] | None, k: int | None = None, what:
     """Labels for ``k`` skills: given names (as strings), or ``"0", "1", ...``."""
     if skills is None or isinstance(skills, (int, np.integer)):
         n = int(k if skills is None else skills)
-        if n < 1:
-            raise MixtureError(f"{what}: need at least one skill, got {n}")
+        if n < 1 or n > MAX_DOMAINS:
+            raise MixtureError(f"{what}: need between 1 and {MAX_DOMAINS} skills, got {n}")
         return [str(i) for i in range(n)]
     labels = [str(s) for s in skills]
     if len(labels) < 1:
@@ -60,7 +64,9 @@ def parse_domains(k: Any, what: str = "domains") -> tuple[int, list[Any] | None]
     """``k`` as ``(count, labels or None)``: a number of domains or a list of their labels."""
     if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
         n, labels = int(k), None
-    elif isinstance(k, Sequence) and not isinstance(k, str):
+        if n > MAX_DOMAINS:
+            raise MixtureError(f"k must be at most {MAX_DOMAINS} {what}, got {n}")
+    elif isinstance(k, Sequence) and not isinstance(k, (str, bytes)):
         n, labels = len(k), list(k)
     else:
         raise MixtureError(f"k must be a number of {what} or a list of labels, got {k!r}")
@@ -104,6 +110,9 @@ def check_losses(losses: Any, m: int, name: str = "losses", *, allow_nan: bool =
     Non-finite entries are left in place when ``allow_nan`` (the caller decides what to do);
     otherwise they raise. ``+-inf`` always raises.
     """
+    if _has_bool(losses) or isinstance(losses, (str, bytes)):
+        raise MixtureError(f"{name} must be an array of numbers (not booleans or a string), "
+                           f"got {losses!r:.80}")
     try:
         L = np.asarray(losses, dtype=np.float64)
     except (TypeError, ValueError):
@@ -123,6 +132,8 @@ def check_losses(losses: Any, m: int, name: str = "losses", *, allow_nan: bool =
 
 def check_eta(eta: Any, name: str = "eta") -> float:
     """A finite non-negative number (learning rates, positions in steps or tokens)."""
+    if isinstance(eta, (bool, np.bool_)):
+        raise MixtureError(f"{name} must be a number, got {eta!r}")
     try:
         v = float(eta)
     except (TypeError, ValueError):
@@ -140,6 +151,8 @@ def check_int(value: Any, name: str, minimum: int = 1) -> int:
 
 def check_fraction(value: Any, name: str, *, low: float = 0.0, high: float = 1.0,
                    open_low: bool = False) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        raise MixtureError(f"{name} must be a number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -233,12 +246,13 @@ def state_float(state: Mapping[str, Any], key: str, name: str, low: float | None
 
 
 def _has_bool(v: Any) -> bool:
+    """Whether ``v`` (a number, list, tuple or array) holds a boolean (numpy reads True as 1)."""
     if isinstance(v, (bool, np.bool_)):
         return True
     if isinstance(v, (list, tuple)):
-        return any(_has_bool(x) for x in v)
+        return any(isinstance(x, (bool, np.bool_, list, tuple)) and _has_bool(x) for x in v)
     if isinstance(v, np.ndarray):
-        return v.dtype == bool
+        return v.dtype == bool or (v.dtype == object and any(_has_bool(x) for x in v.flat))
     return False
 
 
@@ -344,7 +358,8 @@ class OnlineRule:
             L = np.array(losses, dtype=np.float64)
         except (TypeError, ValueError):
             L = None
-        if L is None or L.ndim != 1 or L.shape[0] != self.n_eval or not np.isfinite(L.sum()):
+        if L is None or L.ndim != 1 or L.shape[0] != self.n_eval or not np.isfinite(L.sum()) \
+                or _has_bool(losses):
             L = check_losses(losses, self.n_eval, allow_nan=True).copy()
             if not self._allow_nan and np.isnan(L).any():
                 if self.nan_policy == "raise":

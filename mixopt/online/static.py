@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from mixopt.errors import MixtureError
-from mixopt.online.base import OnlineRule, check_weights
+from mixopt.online.base import MAX_DOMAINS, OnlineRule, check_weights
 
 __all__ = ["Static", "Stratified"]
 
@@ -70,7 +70,7 @@ class Stratified(Static):
 
     def __init__(self, k: int | Sequence[Any], *, update_interval: int | None = None) -> None:
         if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
-            if k < 1:
+            if k < 1 or k > MAX_DOMAINS:
                 raise MixtureError(f"k must be a positive number of skills, got {k}")
             n, skills = int(k), None
         elif isinstance(k, Sequence) and not isinstance(k, str):

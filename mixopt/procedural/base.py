@@ -69,6 +69,8 @@ def check_int(name: str, value: Any, *, low: int | None = None,
 
 def check_probability(name: str, value: Any, *, closed: bool = False) -> float:
     """Return ``value`` as a float in (0, 1) (``[0, 1]`` when ``closed``) or raise TaskError."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TaskError(f"option {name!r} must be a number, got {value!r}")
     try:
         value = float(value)
     except (TypeError, ValueError):

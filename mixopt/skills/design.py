@@ -85,12 +85,18 @@ class Design:
         return cls(state["method"], list(state["skills"]), runs, dict(state.get("options", {})))
 
 
+#: Most skills (and most seeds per mixture) a design may plan: every run trains on a mixture
+#: over the skills, so far larger designs are mistakes (10**12 skills hung).
+MAX_SKILLS = 10_000
+
+
 def _skills(skills: int | Sequence[Any]) -> list[str]:
     if isinstance(skills, (int, np.integer)) and not isinstance(skills, bool):
-        if skills < 1:
-            raise GraphError(f"skills must be a positive count or a list of labels, got {skills}")
+        if skills < 1 or skills > MAX_SKILLS:
+            raise GraphError(f"skills must be a positive count (at most {MAX_SKILLS}) or a list "
+                             f"of labels, got {skills}")
         return [f"skill{i}" for i in range(int(skills))]
-    if isinstance(skills, str) or not isinstance(skills, Sequence):
+    if isinstance(skills, (str, bytes)) or not isinstance(skills, Sequence):
         raise GraphError(f"skills must be a count or a list of labels, got {skills!r}")
     labels = [str(s) for s in skills]
     if not labels:
@@ -172,12 +178,19 @@ def design(skills: int | Sequence[Any], method: str = "linear", steps: int = 100
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise GraphError(f"steps must be a positive integer, got {steps!r}")
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise GraphError(f"seeds must be a positive count or a list of seed ids, got {seeds}")
+        if seeds < 1 or seeds > MAX_SKILLS:
+            raise GraphError(f"seeds must be a positive count (at most {MAX_SKILLS}) or a list "
+                             f"of seed ids, got {seeds}")
         seed_ids: list[Any] = list(range(int(seeds)))
+    elif isinstance(seeds, (str, bytes, Mapping)) or not isinstance(seeds, (Sequence, np.ndarray)):
+        raise GraphError(f"seeds must be a positive count or a list of seed ids, got {seeds!r}")
     else:
         seed_ids = list(seeds)
-        if not seed_ids or len(set(seed_ids)) != len(seed_ids):
+        try:
+            distinct = len(set(seed_ids)) == len(seed_ids)
+        except TypeError:
+            raise GraphError(f"seed ids must be integers or strings, got {seeds!r}") from None
+        if not seed_ids or not distinct:
             raise GraphError(f"seeds must be distinct and non-empty, got {seeds!r}")
     eye = np.eye(k)
     if method in ("linear", "pairwise"):

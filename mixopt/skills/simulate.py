@@ -124,7 +124,9 @@ def simulate_ablations(graph: SkillGraph, design: Design | pd.DataFrame, *,
     if dynamics not in DYNAMICS:
         raise DataError(f"dynamics must be one of {DYNAMICS}, got {dynamics!r}")
     for name, value in (("noise", noise), ("process_noise", process_noise)):
-        if not (np.isfinite(value) and value >= 0):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)) or not (
+                np.isfinite(value) and value >= 0):
             raise DataError(f"{name} must be a finite non-negative standard deviation, "
                             f"got {value!r}")
     if eval_every is not None and (isinstance(eval_every, bool) or not isinstance(

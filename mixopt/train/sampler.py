@@ -68,6 +68,9 @@ from mixopt.online.base import check_weights
 __all__ = ["MixtureSampler", "THETA"]
 
 THETA = 0.5
+
+#: Most global draws one :meth:`MixtureSampler.next_batch` call may return (memory grows with it).
+MAX_BATCH = 2**27
 _TOL = 1e-6
 _VERSION = 1
 
@@ -283,17 +286,71 @@ class MixtureSampler:
 
     # ------------------------------------------------------------------ public drawing
     def next_batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """This rank's next ``n`` draws: ``(domains, indices)``, int64 arrays (vectorised)."""
+        """This rank's next ``n`` draws: ``(domains, indices)``, int64 arrays (vectorised).
+
+        At most :data:`MAX_BATCH` global draws (``n * world_size``) per call."""
         n = _check_int(n, "n", 0)
+        if n * self.world_size > MAX_BATCH:
+            raise MixtureError(f"next_batch: n * world_size = {n * self.world_size} draws "
+                               f"exceeds {MAX_BATCH} per call; draw in smaller batches or use "
+                               "skip(n) to move past draws")
         self._sync()
         d, idx, _ = self._draw(n)
         return d, idx
 
     def skip(self, n: int) -> None:
-        """Advance this rank by ``n`` draws without looking up item indices."""
+        """Advance this rank by ``n`` draws without looking up item indices.
+
+        Runs in time independent of ``n`` (``O(K)`` for ``K`` domains, plus ``O(K log K)`` for
+        the last few draws): every draw whose key is at most some ``T`` comes before every draw
+        with a larger key, so the draws up to ``T`` are counted per domain in closed form,
+        ``m_i = #{k >= n_i : (k + theta - c0_i) / w_i <= T}``, checked against the very key
+        expression :meth:`next_batch` sorts by, and the remaining draws are allocated as usual.
+        The state afterwards is exactly the one ``next_batch(n)`` would leave."""
         n = _check_int(n, "n", 0)
         self._sync()
-        self._draw(n, lookup=False)
+        g = n * self.world_size
+        done = self._advance(g)
+        doms, _ = self._allocate(g - done)
+        self._commit(doms)
+
+    def _advance(self, g: int) -> int:
+        """Commit a prefix of the next ``g`` global draws in closed form; return its length."""
+        w, cnt = self._w, self._cnt
+        active = np.flatnonzero(w > 0)
+        K = active.shape[0]
+        if g <= 64 * (K + 1):
+            return 0
+        wa, ca = w[active], cnt[active].astype(np.float64)
+        a = THETA - self._c0[active]
+        target = g - 4 * (K + 1)
+        T = (target + float(np.sum(a + ca - 1.0))) / float(np.sum(wa))
+        for _ in range(64):
+            m = np.maximum(np.floor(wa * T - a) - ca + 1.0, 0.0)
+            for _ in range(8):  # agree exactly with the keys next_batch sorts
+                last = ca + m - 1.0
+                over = (m > 0) & ((last + a) / wa > T)
+                under = (ca + m + a) / wa <= T
+                if not (over.any() or under.any()):
+                    break
+                m = m - over + under
+            else:
+                return 0
+            total = int(m.sum())
+            if total <= g:
+                break
+            T -= (total - g) + 2.0 * (K + 1)
+        else:
+            return 0
+        if total <= 0:
+            return 0
+        c = np.zeros(self.k, dtype=np.int64)
+        c[active] = m.astype(np.int64)
+        self._t += total
+        self._position += total
+        self._cnt += c
+        self._drawn += c
+        return total
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         return self

@@ -56,9 +56,10 @@ def test_seed_and_jobs_do_not_change_results(boot):
 
 
 @pytest.mark.parametrize("kw", [dict(n_jobs=2), dict(n_jobs=2, backend="loky"),
+                                dict(n_jobs=2, backend="threading"),
                                 dict(n_jobs=1, chunk_size=7)])
 def test_backend_and_chunking_do_not_change_results(boot, kw):
-    # small work: n_jobs=2 runs one chunk per worker on threads by default; loky on request
+    # small work: n_jobs=2 stays in this process by default; workers on request
     again = boot.fit.bootstrap(60, seed=1, progress=False, **kw)
     np.testing.assert_array_equal(again.converged, boot.converged)
     np.testing.assert_allclose(again.samples.to_numpy(), boot.samples.to_numpy(), rtol=1e-9)

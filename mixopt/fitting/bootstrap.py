@@ -35,7 +35,7 @@ from mixopt.laws import Law
 
 __all__ = ["bootstrap", "BootstrapResult"]
 
-#: resamples x runs below which ``n_jobs != 1`` uses joblib's threading backend by default
+#: resamples x runs up to which ``backend=None`` refits in this process whatever ``n_jobs``
 SMALL_WORK = 2_000_000
 
 
@@ -92,11 +92,13 @@ def bootstrap(
         Seed or Generator; the resamples and extra starts are drawn up front, so results do not
         depend on ``n_jobs`` or ``chunk_size``.
     n_jobs, backend:
-        joblib parallelism over chunks of resamples. ``backend=None`` picks one by the size of
-        the work: below about ``2e6`` resample-runs (1,000 resamples of 2,000 runs) the
-        ``"threading"`` backend (numpy releases the GIL; no worker start-up or pickling, which
-        cost more than such work takes: loky made 1,000 resamples of 240 runs 5x slower on a
-        loaded 2-core machine), above it joblib's default (loky). Pass a backend to force one.
+        joblib parallelism over chunks of resamples, one chunk per worker. ``backend=None``
+        picks by the size of the work: up to ``SMALL_WORK`` resample-runs (2e6: 1,000
+        resamples of 2,000 runs, a few seconds of work) the resamples are refitted in this
+        process whatever ``n_jobs`` says, because worker start-up and transfer cost more than
+        such work takes (on a loaded 2-core machine, 1,000 resamples of 240 runs took 5x longer
+        with loky workers and 1.3x longer with two threads than in one process); above it
+        joblib's default backend (loky). Pass a backend to force parallel work.
     progress:
         Show a tqdm progress bar.
     n_grid_starts:
@@ -131,12 +133,12 @@ def bootstrap(
     from tqdm.auto import tqdm
 
     workers = 1 if n_jobs == 1 else max(1, int(effective_n_jobs(int(n_jobs))))
+    if backend is None and int(n) * problem.data.shape[0] <= SMALL_WORK:
+        workers = 1  # small work: parallelism costs more than it saves
     if chunk_size is None:
         chunk_size = 100 if workers == 1 else -(-int(n) // workers)
     if int(chunk_size) < 1:
         raise FitError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    if backend is None and workers > 1 and int(n) * problem.data.shape[0] <= SMALL_WORK:
-        backend = "threading"
     bounds = list(range(0, int(n), int(chunk_size))) + [int(n)]
     pieces = list(zip(bounds[:-1], bounds[1:]))
 

@@ -85,9 +85,9 @@ class Design:
         return cls(state["method"], list(state["skills"]), runs, dict(state.get("options", {})))
 
 
-#: Most skills (and most seeds per mixture) a design may plan: every run trains on a mixture
-#: over the skills, so far larger designs are mistakes (10**12 skills hung).
-MAX_SKILLS = 10_000
+#: Most skills (and most seeds per mixture) a design may plan: one or more training runs per
+#: skill each, so larger designs are mistakes (10**12 skills hung; 10**4 build 800 MB).
+MAX_SKILLS = 1_000
 
 
 def _skills(skills: int | Sequence[Any]) -> list[str]:

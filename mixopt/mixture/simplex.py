@@ -25,8 +25,17 @@ def _fix_sum(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def project_euclidean(y: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                       iters: int = 200) -> np.ndarray:
-    """Euclidean projection of each row of ``y`` onto the capped simplex."""
+    """Euclidean projection of each row of ``y`` onto the capped simplex (rows already in it are
+    returned as they are)."""
     y = np.asarray(y, dtype=float)
+    if y.ndim == 2 and y.shape[0] > 1:
+        inside = ((y >= lo).all(axis=1) & (y <= hi).all(axis=1)
+                  & (np.abs(y.sum(axis=1) - 1.0) <= 1e-13))
+        if inside.any():
+            out = y.copy()
+            if not inside.all():
+                out[~inside] = project_euclidean(y[~inside], lo, hi, iters)
+            return out
     a = (lo - y).min(axis=-1, keepdims=True) - 1.0  # sum <= sum(lo) <= 1
     b = (hi - y).max(axis=-1, keepdims=True) + 1.0  # sum >= sum(hi) >= 1
     for _ in range(iters):

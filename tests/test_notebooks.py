@@ -140,3 +140,133 @@ def test_mixture_notebook_without_runs(tmp_path: Path, monkeypatch: pytest.Monke
     assert len(needs) > 10
     for c in needs:
         assert _text(c).strip() == "skipped: RegMix's runs not found"
+
+
+# ------------------------------------------------------------ notebooks/mixture_laws.ipynb
+
+MIXTURE_LAWS = NOTEBOOK_DIR / "mixture_laws.ipynb"
+
+# appended to the notebook and run in its kernel: the numbers its cells showed
+_MIXTURE_LAWS_PROBE = """
+import json
+print("PROBE" + json.dumps({
+    "best": BEST,
+    "mean_error": mean_error.to_dict(),
+    "scores": scores[["eval", "holdout", "law", "mean_rel_error", "spearman"]]
+        .to_dict(orient="records"),
+    "extrapolation": {f"{k[0]}|{k[1]}": v for k, v in
+                      extrapolation["mean_rel_error"].to_dict().items()},
+    "fixed": {k: v.to_dict() for k, v in fixed_table.iterrows()},
+    "fixed_outside": {k: p.outside for k, p in fixed_plans.items()},
+    "budget": {"true_N": budget_true.N, "N": budget_plan.N, "D": budget_plan.D,
+               "flops": budget_plan.flops, "success": budget_plan.success,
+               "true_w": budget_true.weights.to_dict(), "w": budget_plan.weights.to_dict(),
+               "regret": budget_regret},
+    "limited": {"w": limited.weights.to_dict(), "D": limited.D, "success": limited.success,
+                "outside": limited.outside},
+    "paths": {k: p.weights.to_numpy().tolist() for k, p in paths.items()},
+    "true_at_joint": true_at_joint.to_numpy().tolist(),
+    "path_success": {k: p.success for k, p in paths.items()},
+    "n_axes": len(fig.axes),
+    "regmix": None if regmix_scores is None else regmix_scores.to_dict(orient="index"),
+}, default=str))
+"""
+
+
+def _run_mixture_laws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, regmix: Path,
+                      probe: str | None = None, cells: list[int] | None = None):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("MIXOPT_SMOKE", "1")
+    monkeypatch.setenv("MIXOPT_REGMIX_DIR", str(regmix))
+    nb = nbformat.read(MIXTURE_LAWS, as_version=4)
+    if cells is not None:  # run only these cells
+        nb.cells = [nb.cells[i] for i in cells]
+    if probe is not None:
+        nb.cells.append(nbformat.v4.new_code_cell(probe))
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    return nb
+
+
+def test_mixture_laws_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mixture-law walk-through recovers the true plan and shows what its prose says."""
+    import json
+
+    import numpy as np
+
+    regmix = Path(__file__).resolve().parents[2] / "shared" / "data" / "regmix"
+    have_regmix = (regmix / "train_mixture_1m.csv").exists()  # optional: checked when present
+    nb = _run_mixture_laws(tmp_path, monkeypatch, regmix if have_regmix else
+                           tmp_path / "no_regmix_here", _MIXTURE_LAWS_PROBE)
+    line = next(s for s in _text(nb.cells[-1]).splitlines() if s.startswith("PROBE"))
+    r = json.loads(line.removeprefix("PROBE"))
+
+    # model choice: the law the data came from extrapolates best, in size and to new mixtures
+    assert r["best"] == "mixture_joint"
+    shown = next(_text(c) for c in nb.cells if "chosen law:" in _text(c))
+    assert "chosen law: mixture_joint" in shown
+    for row in r["scores"]:
+        if row["law"] == "mixture_joint":
+            assert row["mean_rel_error"] < 0.01 and row["spearman"] > 0.98, row
+    assert r["mean_error"]["mixture_joint"] < 0.5 * min(
+        r["mean_error"]["mixture_additive"], r["mean_error"]["mixing_chinchilla"])
+
+    # extrapolation 10x beyond the ladder: the chosen law within 1% of the truth
+    ex = r["extrapolation"]
+    for ev in ("web_val", "math_val"):
+        assert ex[f"mixture_joint|{ev}"] < 0.01
+        assert ex[f"mixture_additive|{ev}"] > 3 * ex[f"mixture_joint|{ev}"]
+
+    # fixed-scale plan: the fitted law's mixture is the true optimum to 0.02, regret < 1e-3
+    fx, doms = r["fixed"], ("web", "code", "math")
+    assert max(abs(fx["mixture_joint"][d] - fx["truth"][d]) for d in doms) < 0.02
+    assert 0 <= fx["mixture_joint"]["regret"] < 1e-3
+    assert fx["mixture_additive"]["regret"] > 10 * fx["mixture_joint"]["regret"]
+    assert "N 1e+10 > largest fitted N 1e+09 (x10)" in r["fixed_outside"]["mixture_joint"]
+    assert any(n.startswith("weight of math") for n in r["fixed_outside"]["mixing_chinchilla"])
+
+    # budget plan: compute-optimal N and mixture of the truth, 6 N D = budget
+    b = r["budget"]
+    assert b["success"] and b["N"] == pytest.approx(b["true_N"], rel=0.05)
+    assert 6 * b["N"] * b["D"] == pytest.approx(1e21, rel=1e-9) and b["flops"] == 1e21
+    assert max(abs(b["w"][d] - b["true_w"][d]) for d in doms) < 0.02 and b["regret"] < 1e-3
+
+    # caps and available tokens hold and bind
+    lim = r["limited"]
+    assert lim["success"] and sum(lim["w"].values()) == pytest.approx(1.0, abs=1e-9)
+    assert lim["w"]["math"] == pytest.approx(0.5, abs=1e-6)
+    assert lim["w"]["code"] * lim["D"] <= 1e10 * (1 + 1e-9)
+    assert lim["w"]["code"] * lim["D"] == pytest.approx(1e10, rel=1e-4)
+    assert any(n.startswith("N ") for n in lim["outside"])
+
+    # the path: flat under the additive law, moving (with the truth) under the joint law
+    add, joint = (np.array(r["paths"][k]) for k in ("mixture_additive", "mixture_joint"))
+    true = np.array(r["true_at_joint"])
+    assert all(r["path_success"].values()) and len(add) == 3 and r["n_axes"] == 4
+    assert np.ptp(add, axis=0).max() < 1e-4
+    assert np.ptp(joint[:, 2]) > 0.2 and (np.diff(joint[:, 2]) < 0).all()  # math falls
+    np.testing.assert_allclose(joint, true, atol=0.02)
+
+    # RegMix: the ranking transfers to 1B parameters, the level does not (as the prose says)
+    if have_regmix:
+        cc = r["regmix"]["pile_cc"]
+        assert cc["spearman"] > 0.98 and 0.2 < cc["mean_rel_error"] < 0.6
+        assert cc["E"] > cc["mean actual"]
+    else:
+        assert r["regmix"] is None
+
+
+def test_mixture_laws_notebook_without_regmix(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without RegMix's runs the RegMix section says it was skipped (set-up cell + that cell)."""
+    nbformat = pytest.importorskip("nbformat")
+    cells = nbformat.read(MIXTURE_LAWS, as_version=4).cells
+    setup = next(i for i, c in enumerate(cells) if c.cell_type == "code")
+    regmix = next(i for i, c in enumerate(cells) if "def regmix_candidates" in c.source)
+    nb = _run_mixture_laws(tmp_path, monkeypatch, tmp_path / "no_regmix_here",
+                           cells=[setup, regmix])
+    assert _text(nb.cells[-1]).startswith("skipped: RegMix's runs not found")

@@ -29,7 +29,7 @@ import pandas as pd
 
 from mixopt.errors import DataError
 
-__all__ = ["COLUMNS", "ALIASES", "standardize", "validate", "as_arrays"]
+__all__ = ["COLUMNS", "ALIASES", "standardize", "validate", "as_arrays", "not_real"]
 
 COLUMNS = ("N", "D", "D_spec", "loss", "C", "domain", "run")
 
@@ -82,7 +82,7 @@ def _names(value: Any, arg: str) -> list[str]:
         raise DataError(f"{arg} must be a list of column names, got {value!r}") from None
 
 
-def _not_real(values: Any) -> str | None:
+def not_real(values: Any) -> str | None:
     """Why ``values`` (an array or Series) are not real numbers, or None if they may be.
 
     Booleans, complex numbers, datetimes, timedeltas and byte/unicode strings are refused
@@ -192,7 +192,7 @@ def validate(
     for col in needed:
         if isinstance(frame[col], pd.DataFrame):
             raise DataError(f"{what} has several columns named {col!r}")
-        why = _not_real(frame[col])
+        why = not_real(frame[col])
         if why is not None:
             raise DataError(f"column {col!r} of the {what} must hold real numbers, got {why}")
         values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
@@ -256,10 +256,10 @@ def as_arrays(
         if isinstance(raw, (bool, np.bool_, complex)):
             why: str | None = f"{type(raw).__name__} {raw!r}"
         elif hasattr(raw, "dtype"):
-            why = _not_real(raw)
+            why = not_real(raw)
         else:
             try:
-                why = _not_real(np.asarray(raw))
+                why = not_real(np.asarray(raw))
             except (TypeError, ValueError):
                 why = None  # ragged or odd: the float conversion below names it
         if why is not None:

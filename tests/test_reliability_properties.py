@@ -334,3 +334,38 @@ def test_plan_cli_json_is_strict(fit_file, budget):
     assert d["json_status"] in ("ok", "non-finite")
     if d["json_status"] == "non-finite":
         assert d["success"] is False and d["non_finite"]
+
+
+# ------------------------------------------------------------------------------ skill graphs
+@FAST
+@given(matrix=JSON | st.lists(st.lists(st.floats(allow_nan=True), min_size=2, max_size=2),
+                              min_size=2, max_size=2),
+       train=JSON, evals=JSON, threshold=JSON | st.floats(allow_nan=True))
+def test_skill_graph_construction_and_thresholds(matrix, train, evals, threshold):
+    with time_limit():
+        try:
+            g = skills.SkillGraph(matrix, train, evals)
+        except MixoptError:
+            return
+        assert np.all(np.isfinite(g.matrix))
+        try:
+            order = g.learning_order(threshold)
+        except MixoptError:
+            return
+    assert set(order.order) <= set(g.train_skills) | set(g.eval_skills)
+    assert len(order.order) == len(set(order.order))
+    assert not isinstance(threshold, bool) and math.isfinite(threshold)
+
+
+@FAST
+@given(path=st.sampled_from(paths(skills.SkillGraph(np.eye(2) * 0.5).to_dict())), value=JSON)
+def test_skill_graph_load_of_a_corrupted_file(tmp_path_factory, path, value):
+    file = tmp_path_factory.mktemp("graph") / "g.json"
+    file.write_text(json.dumps(corrupt(skills.SkillGraph(np.eye(2) * 0.5).to_dict(), path,
+                                       value)))
+    with time_limit():
+        try:
+            g = skills.SkillGraph.load(file)
+        except MixoptError:
+            return
+    assert np.all(np.isfinite(g.matrix)) and g.matrix.shape == (2, 2)

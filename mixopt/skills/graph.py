@@ -32,8 +32,10 @@ NORMALIZATIONS = ("row_max", "column_max", "diagonal", "aioli")
 def _labels(labels: Sequence[Any] | None, n: int, what: str) -> list[str]:
     if labels is None:
         return [f"skill{i}" for i in range(n)]
-    if isinstance(labels, str):
+    if isinstance(labels, (str, bytes)):
         raise GraphError(f"{what} must be a sequence of labels, got the string {labels!r}")
+    if isinstance(labels, Mapping) or not isinstance(labels, (Sequence, np.ndarray, pd.Index)):
+        raise GraphError(f"{what} must be a sequence of labels, got {labels!r:.60}")
     out = [str(s) for s in labels]
     if len(out) != n:
         raise GraphError(f"{what} has {len(out)} labels but the matrix has {n} along that axis")
@@ -229,6 +231,9 @@ class SkillGraph:
         return np.array(self.train_skills)[:, None] != np.array(self.eval_skills)[None, :]
 
     def _check_threshold(self, value: float) -> float:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
+            raise GraphError(f"threshold must be a real number, got {value!r:.60}")
         value = float(value)
         if not np.isfinite(value):
             raise GraphError(f"threshold must be finite, got {value!r}")
@@ -290,7 +295,14 @@ class SkillGraph:
     def restrict(self, targets: Sequence[Any]) -> SkillGraph:
         """Target-restricted graph for fine-tuning (Skill-It, Sec. 3.3): keep the columns of the
         target skills, in the order given."""
-        targets = [targets] if isinstance(targets, str) else list(targets)
+        if isinstance(targets, str):
+            targets = [targets]
+        elif isinstance(targets, (Sequence, np.ndarray, pd.Index)) and not isinstance(
+                targets, bytes):
+            targets = list(targets)
+        else:
+            raise GraphError(f"targets must be a skill label or a list of labels, got "
+                             f"{targets!r:.60}")
         if not targets:
             raise GraphError("restrict needs at least one target skill")
         cols = [self._col(t) for t in targets]
@@ -396,6 +408,11 @@ class SkillGraph:
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> SkillGraph:
+        if not isinstance(state, Mapping):
+            raise GraphError(f"skill graph state must be a mapping, got {type(state).__name__}")
+        if state.get("kind", "SkillGraph") != "SkillGraph":
+            raise GraphError(f"skill graph state: kind: expected 'SkillGraph', got "
+                             f"{state.get('kind')!r:.60}")
         for key in ("matrix", "train_skills", "eval_skills"):
             if key not in state:
                 raise GraphError(f"skill graph state is missing {key!r}")
@@ -408,9 +425,13 @@ class SkillGraph:
     @classmethod
     def load(cls, path: str | Path) -> SkillGraph:
         try:
-            state = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as exc:
+            state = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise GraphError(f"no such file: {str(path)!r}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise GraphError(f"{path} is not a JSON skill graph: {exc}") from None
+        except (OSError, TypeError) as exc:
+            raise GraphError(f"cannot read a skill graph from {path!r}: {exc}") from None
         return cls.from_dict(state)
 
     def summary(self, threshold: float = 0.0) -> str:

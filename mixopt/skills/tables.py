@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mixopt.data import not_real
 from mixopt.errors import DataError
 
 __all__ = [
@@ -59,6 +60,9 @@ def validate_mixtures(mixtures: Any) -> pd.DataFrame:
         raise DataError(f"mixtures has duplicate skill columns: {cols}")
     out = pd.DataFrame(index=mixtures.index)
     for col, name in zip(mixtures.columns, cols):
+        why = not_real(mixtures[col])
+        if why is not None:
+            raise DataError(f"mixtures column {name!r} must hold real numbers, got {why}")
         values = pd.to_numeric(mixtures[col], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values)
         if bad.any():
@@ -149,6 +153,9 @@ def load_ablations(mixtures: Any, evals: Any, *, step: float | None = None) -> A
     else:
         ev["seed"] = 0
     for col in ("step", "loss"):
+        why = not_real(evals[col])
+        if why is not None:
+            raise DataError(f"evals column {col!r} must hold real numbers, got {why}")
         values = pd.to_numeric(evals[col], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values) | ((values < 0) if col == "step" else False)
         if bad.any():

@@ -103,6 +103,10 @@ def tokens_to_reach(tokens: Any, loss: Any, target: float) -> float:
     in log tokens between the bracketing evaluations.
     """
     t, y = _curve(tokens, loss, "curve")
+    if isinstance(target, (bool, np.bool_)) or not isinstance(
+            target, (int, float, np.integer, np.floating)) or not np.isfinite(target) \
+            or target <= 0:
+        raise DataError(f"target must be a finite positive loss, got {target!r:.60}")
     best = np.minimum.accumulate(y)
     hit = np.flatnonzero(best <= target)
     if hit.size == 0:

@@ -369,3 +369,35 @@ def test_skill_graph_load_of_a_corrupted_file(tmp_path_factory, path, value):
         except MixoptError:
             return
     assert np.all(np.isfinite(g.matrix)) and g.matrix.shape == (2, 2)
+
+
+# ------------------------------------------------------------------------------ small helpers
+@FAST
+@given(tokens=JSON | st.floats(allow_nan=True, allow_infinity=True) | st.complex_numbers(),
+       batch=JSON | st.integers(-1, 64))
+def test_tokens_to_steps(tokens, batch):
+    """Issue 16, item 10: tokens_to_steps(nan) returned INT64_MIN."""
+    from mixopt.plan import steps_to_tokens, tokens_to_steps
+
+    with time_limit():
+        try:
+            steps = tokens_to_steps(tokens, batch, 128)
+            back = steps_to_tokens(steps, batch, 128)
+        except MixoptError:
+            return
+    assert np.all(steps >= 0) and np.all(back >= np.asarray(tokens, dtype=float))
+    assert not isinstance(batch, bool)
+
+
+@FAST
+@given(target=JSON | st.floats(allow_nan=True, allow_infinity=True))
+def test_tokens_to_reach(target):
+    from mixopt.curves import tokens_to_reach
+
+    with time_limit():
+        try:
+            t = tokens_to_reach([1e6, 1e7, 1e8], [3.0, 2.5, 2.0], target)
+        except MixoptError:
+            return
+    assert math.isnan(t) == (target < 2.0)  # NaN only when the curve never gets there
+    assert math.isnan(t) or 1e6 <= t <= 1e8

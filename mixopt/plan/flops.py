@@ -245,16 +245,43 @@ def tokens_to_steps(tokens: Any, batch_size: int, seq_len: int) -> np.ndarray:
     """Optimizer steps to see ``tokens`` with ``batch_size`` sequences of ``seq_len`` tokens
     (rounded up: the last step may be partial)."""
     _check_batch(batch_size, seq_len)
-    return np.ceil(np.asarray(tokens, dtype=float) / (batch_size * seq_len)).astype(np.int64)
+    t = _counts(tokens, "tokens")
+    steps = np.ceil(t / (batch_size * seq_len))
+    if np.any(steps >= 2.0**63):
+        raise PlanError(f"tokens: {float(np.max(t)):g} tokens need more than 2**63 steps")
+    return steps.astype(np.int64)
 
 
 def steps_to_tokens(steps: Any, batch_size: int, seq_len: int) -> np.ndarray:
     """Tokens seen in ``steps`` optimizer steps of ``batch_size`` sequences of ``seq_len``."""
     _check_batch(batch_size, seq_len)
-    return np.asarray(steps, dtype=float) * batch_size * seq_len
+    return _counts(steps, "steps") * batch_size * seq_len
+
+
+def _counts(value: Any, label: str) -> np.ndarray:
+    """``value`` as a float64 array of finite non-negative numbers, else PlanError (booleans,
+    strings, NaN and inf are refused: ``ceil(nan)`` cast to int64 is INT64_MIN)."""
+    from mixopt.data import not_real
+
+    why = (f"{type(value).__name__} {value!r}" if isinstance(value, (bool, np.bool_, complex))
+           else None)
+    if why is None and not isinstance(value, (int, float, np.integer, np.floating)):
+        try:
+            why = not_real(np.asarray(value))
+        except (TypeError, ValueError):
+            why = None
+    if why is not None:
+        raise PlanError(f"{label} must be real numbers, got {why}")
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError, OverflowError):
+        raise PlanError(f"{label} must be numbers, got {value!r:.60}") from None
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise PlanError(f"{label} must be finite and non-negative, got {value!r:.60}")
+    return arr
 
 
 def _check_batch(batch_size: int, seq_len: int) -> None:
     for label, v in (("batch_size", batch_size), ("seq_len", seq_len)):
-        if not isinstance(v, (int, np.integer)) or v <= 0:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v <= 0:
             raise PlanError(f"{label} must be a positive integer, got {v!r}")

@@ -244,7 +244,12 @@ def _sklearn() -> Any:
 
 
 class GBM(Surrogate):
-    """Gradient-boosted regression trees (scikit-learn's histogram GBDT).
+    """Gradient-boosted regression trees (scikit-learn's histogram GBDT) on the log loss.
+
+    The trees model ``log L`` (squared error on log loss: relative errors, as the exponential
+    laws and the GP): 5-fold cross-validation on RegMix's 512 training runs ranks held-out
+    mixtures slightly better than on the raw loss (mean Spearman over 13 domains 0.9868 vs
+    0.9866; pile_cc 0.9831 vs 0.9826).
 
     The state holds no trees: they are refitted from the stored runs on load, which is exact
     because the fit is deterministic for a seed.
@@ -280,7 +285,7 @@ class GBM(Surrogate):
             l2_regularization=o["l2_regularization"], early_stopping=bool(es),
             validation_fraction=0.1 if es else None, n_iter_no_change=20,
             random_state=int(seed) % (2**32),
-        ).fit(R, y)
+        ).fit(R, np.log(y))
         self.state = {"n_iter": int(self._model.n_iter_)}
         return self
 
@@ -288,7 +293,7 @@ class GBM(Surrogate):
         self.fit(R, y, seed)
 
     def predict(self, R: np.ndarray) -> np.ndarray:
-        return self._model.predict(np.asarray(R, dtype=float))
+        return np.exp(self._model.predict(np.asarray(R, dtype=float)))
 
     def describe(self, domains: list[str]) -> str:
         return f"{self.state['n_iter']} boosting rounds"

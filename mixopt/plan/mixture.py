@@ -135,11 +135,12 @@ class MixturePath:
     def to_dict(self) -> dict[str, Any]:
         return {"plans": [p.to_dict() for p in self.plans]}
 
-    def plot(self, path: Any = None) -> Any:
-        """Stacked weights against the budget (log scale); returns the matplotlib figure."""
+    def plot(self, path: Any = None, *, ax: Any = None) -> Any:
+        """Stacked weights and the optimal N against the budget (log scale), on two new axes or
+        the pair ``ax``; returns the matplotlib figure (saved to ``path`` if given)."""
         from mixopt.plan.figures import plot_mixture_path
 
-        fig = plot_mixture_path(self)
+        fig = plot_mixture_path(self, ax=ax)
         if path is not None:
             fig.savefig(path, dpi=120)
         return fig
@@ -156,13 +157,16 @@ class _Problem:
     tokens: np.ndarray | None
     support: dict[str, tuple[float, float]]  # variable -> (min, max) over the fits' data
 
+    def __post_init__(self) -> None:
+        self.thetas = [f.theta for _, f in self.fits]  # validated once, not per evaluation
+
     def losses(self, N: np.ndarray, D: np.ndarray, H: np.ndarray) -> np.ndarray:
         """Predicted loss ``(n, K_eval)`` at rows (N, D, h)."""
         X = {"N": N, "D": D, **{d: H[:, j] for j, d in enumerate(self.domains)}}
         cols = []
-        for _, f in self.fits:
+        for (_, f), theta in zip(self.fits, self.thetas):
             with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-                cols.append(np.exp(f.law.log_predict_raw(f.theta, X)))
+                cols.append(np.exp(f.law.log_predict_raw(theta, X)))
         return np.column_stack(cols)
 
     def objective(self, N, D, H) -> np.ndarray:
@@ -332,10 +336,11 @@ def _outside(pb: _Problem, N: float, D: float, h: np.ndarray) -> list[str]:
     for j, d in enumerate(pb.domains):
         if d in pb.support:
             a, b = pb.support[d]
+            w = 0.0 if h[j] < 5e-7 else float(h[j])
             if h[j] > b + 1e-9:
-                notes.append(f"weight of {d} {h[j]:.4g} > largest fitted {b:.4g}")
+                notes.append(f"weight of {d} {w:.4g} > largest fitted {b:.4g}")
             elif h[j] < a - 1e-9:
-                notes.append(f"weight of {d} {h[j]:.4g} < smallest fitted {a:.4g}")
+                notes.append(f"weight of {d} {w:.4g} < smallest fitted {a:.4g}")
     return notes
 
 

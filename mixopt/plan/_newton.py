@@ -144,8 +144,9 @@ def _derivs(prob: SplitProblem, U: np.ndarray, log_c: np.ndarray):
     eye = np.eye(S)
     if prob.use_D:
         J[:, :, 1, nz] = (eye[0] - s)[:, None, 1:]
-    for k in prob.active:
-        J[:, k, 2, nz] = (eye[prob.slot_of[k]] - s)[:, 1:]
+    act = prob.active
+    if act.size:
+        J[:, act, 2, nz] = (eye[prob.slot_of[act]][None] - s[:, None, :])[..., 1:]
     w = prob.weights
     F = (w * L).sum(axis=1)
     grad = (J * (w[None, :, None] * gL)[..., None]).sum(axis=(1, 2))

@@ -220,7 +220,7 @@ def test_sampler_load_of_a_corrupted_state_refuses_or_keeps_streaming(field, val
     else:
         state[field[0]][field[1]] = value
     s = MixtureSampler([5, 7, None], [0.2, 0.3, 0.5], seed=4)
-    _alarm(10)
+    _alarm(30)
     try:
         try:
             s.load_state_dict(state)
@@ -241,7 +241,7 @@ def test_sampler_load_of_a_corrupted_state_refuses_or_keeps_streaming(field, val
 @given(sizes=JSON | st.lists(st.integers(-1, 5) | st.none(), max_size=3), weights=JSON,
        seed=JSON | st.integers(-1, 3), n=JSON | st.integers(-1, 10))
 def test_sampler_construction_and_draws(sizes, weights, seed, n):
-    _alarm(10)
+    _alarm(30)
     try:
         try:
             s = MixtureSampler(sizes, weights, seed=seed)

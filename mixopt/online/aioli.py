@@ -285,7 +285,7 @@ class Aioli(OnlineRule):
             raise MixtureError(f"bad state_dict: Aioli probe order {order} does not fit k={k}")
         if not -1 <= pos <= self.n_probes:
             raise MixtureError(f"bad state_dict: Aioli segment position {pos} out of range")
-        rng = np.random.Generator(type(self._rng.bit_generator)())
+        rng = np.random.Generator(type(self._rng.bit_generator)(0))  # state set below
         try:
             rng.bit_generator.state = rng_state
         except (TypeError, ValueError, KeyError, OverflowError) as exc:

@@ -401,3 +401,15 @@ def test_tokens_to_reach(target):
             return
     assert math.isnan(t) == (target < 2.0)  # NaN only when the curve never gets there
     assert math.isnan(t) or 1e6 <= t <= 1e8
+
+
+@settings(FAST, max_examples=60)
+@given(target=st.sampled_from(RULE_PATHS), value=JSON)
+def test_from_state_dict_of_a_corrupted_state(target, value):
+    name, path = target
+    with time_limit():
+        try:
+            rule = online.from_state_dict(corrupt(STATES[name], path, value))
+        except MixoptError:
+            return
+    assert finite_simplex(rule.weights)

@@ -112,9 +112,13 @@ def from_state_dict(state: Mapping[str, Any]) -> OnlineRule:
     if not isinstance(state, Mapping) or "rule" not in state or "params" not in state:
         raise MixtureError("state must be a dict written by OnlineRule.state_dict()")
     name = state["rule"]
-    cls = _RULES.get(name)
+    cls = _RULES.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise MixtureError(f"unknown rule {name!r} in state; known: {sorted(_RULES)}")
+        raise MixtureError(f"unknown rule {name!r:.60} in state; known: {sorted(_RULES)}")
+    if not isinstance(state["params"], Mapping) or not all(
+            isinstance(k, str) for k in state["params"]):
+        raise MixtureError(f"bad state_dict: params: expected a mapping of constructor "
+                           f"arguments, got {state['params']!r:.60}")
     params = dict(state["params"])
     try:
         if issubclass(cls, Wrapper):
@@ -125,8 +129,12 @@ def from_state_dict(state: Mapping[str, Any]) -> OnlineRule:
             if name == "Schedule":
                 params["pieces"] = [tuple(p) for p in params["pieces"]]
             rule = cls(**params)
-    except TypeError as exc:
+    except (TypeError, KeyError, ValueError) as exc:
+        if isinstance(exc, MixtureError):
+            raise
         raise MixtureError(f"bad state_dict: cannot rebuild {name}: {exc}") from None
+    except RecursionError:
+        raise MixtureError(f"bad state_dict: {name}: wrappers nested too deeply") from None
     rule.load_state_dict(state)
     return rule
 

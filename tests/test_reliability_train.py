@@ -252,3 +252,12 @@ def test_sampler_construction_and_draws(sizes, weights, seed, n):
     finally:
         signal.alarm(0)
     assert d.shape == idx.shape == (n,) and np.all(np.isfinite(s.weights))
+
+
+def test_controller_refuses_losses_whose_keys_collide_as_strings():
+    """Issue 16, item 10: labels colliding after str() (1 and "1") were accepted."""
+    rule = online.ODM(["0", "1", "2"], warmup_steps=0, update_interval=1)
+    c = MixtureController(rule, MixtureSampler([5, 7, None], rule.weights),
+                          lambda: {0: 1.0, 1: 2.0, "1": 3.0, 2: 1.5})
+    with pytest.raises(MixtureError, match="name the same skill"):
+        c.step(1)

@@ -137,6 +137,10 @@ class MixtureController:
             if missing:
                 raise MixtureError(f"evaluate() returned no loss for skill(s) {missing}")
             named = {str(k): v for k, v in raw.items()}
+            if len(named) != len(raw):
+                keys = [k for k in raw if sum(str(j) == str(k) for j in raw) > 1]
+                raise MixtureError(f"evaluate() returned keys {keys} that name the same skill "
+                                   "once written as strings")
             raw = [named[s] for s in self.eval_skills]
         if torch.is_tensor(raw):
             raw = raw.detach().cpu().numpy()

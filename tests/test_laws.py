@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixopt
@@ -113,3 +114,32 @@ def test_log_parameters_have_finite_fit_bounds():
     assert p.fit_bounds == (-LOG_LIMIT, LOG_LIMIT)
     assert 0.0 < p.from_fit(p.fit_bounds[0]) and np.isfinite(p.from_fit(p.fit_bounds[1]))
     assert Parameter("S", 2.0, 10.0, (1.0,), log=True).fit_bounds == (np.log(2.0), np.log(10.0))
+
+
+def test_custom_law_with_a_user_jacobian():
+    from mixopt.laws import Law
+
+    def kaplan(p, X):
+        return p["E"] + (p["Nc"] / X["N"]) ** p["a"]
+
+    def jac(p, X):
+        r = (p["Nc"] / X["N"]) ** p["a"]
+        return {"E": np.ones_like(r), "Nc": p["a"] * r / p["Nc"],
+                "a": r * np.log(p["Nc"] / X["N"])}
+
+    spec = {"Nc": {"lower": 0.0, "grid": (20.0, 25.0), "log": True}, "a": (0.0, 2.0),
+            "E": {"lower": 0.0, "grid": (0.0,), "log": True}}
+    law = custom("kaplan_jac", kaplan, ("N",), spec, jac=jac)
+    X = {"N": np.geomspace(1e7, 1e10, 9)}
+    theta = np.array([[23.0, 0.3, 0.5], [21.0, 0.6, -0.2]])
+    f, J = law.log_predict_raw_jac(theta, X)
+    f0, J0 = Law.log_predict_raw_jac(law, theta, X)
+    np.testing.assert_allclose(f, f0, rtol=1e-13)
+    np.testing.assert_allclose(J, J0, rtol=1e-6, atol=1e-9)
+    truth = {"Nc": 8.8e13, "a": 0.076, "E": 1.5}
+    data = pd.DataFrame({"N": X["N"], "loss": kaplan(truth, X)})
+    res = mixopt.fit(law, data, grid=[[np.log(8e13), 0.1, 0.3]])
+    assert res.params["a"] == pytest.approx(0.076, rel=1e-4)
+    with pytest.raises(LawError, match="no derivative"):
+        custom("bad", kaplan, ("N",), spec, jac=lambda p, X: {"E": 1.0}).log_predict_raw_jac(
+            theta, X)

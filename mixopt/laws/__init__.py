@@ -113,6 +113,8 @@ def custom(
     description: str = "",
     reference: str = "",
     register_as: str | None = None,
+    jac: Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]],
+                  Mapping[str, np.ndarray]] | None = None,
 ) -> Law:
     """Define a law from a function and a parameter spec; it fits with the same engine.
 
@@ -129,6 +131,9 @@ def custom(
         ``(lower, upper)`` tuple.
     register_as:
         Also register the law under this name.
+    jac:
+        Optional ``jac(params, X) -> {name: dL/dparam}`` (natural units): the engine then uses
+        these derivatives instead of central differences.
 
     Example
     -------
@@ -160,7 +165,7 @@ def custom(
         if not all(isinstance(p, Parameter) for p in params):
             raise LawError("parameters must be Parameter objects or a mapping of specs")
     law = FunctionLaw(
-        name, fn, variables, params, description=description, reference=reference
+        name, fn, variables, params, description=description, reference=reference, jac=jac
     )
     if register_as is not None:
         register(register_as, law)

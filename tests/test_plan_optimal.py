@@ -257,3 +257,13 @@ def test_bad_inputs():
         plan.compute_optimal(FIT, 1e3)  # 6 * min_N(1e3) * 1 token = 6e3 FLOPs needed
     with pytest.raises(PlanError, match="level"):
         plan.compute_optimal(_fake_bootstrap(), 1e21, level=1.5)
+
+
+def test_budget_for_loss_respects_min_N():
+    """Issue 16 item 6: a target reached below min_N must not be reported from the closed form."""
+    fit = ("chinchilla", HOFF)
+    a = plan.budget_for_loss(fit, 100.0)
+    assert a.loss == pytest.approx(100.0, rel=1e-9) or a.loss <= 100.0
+    assert a.N >= 1e3 * (1 - 1e-12)
+    b = plan.budget_for_loss(fit, 2.5)  # an ordinary target still uses the closed form
+    assert b.loss == pytest.approx(2.5, rel=1e-9)

@@ -279,3 +279,23 @@ def test_bad_fits_and_infeasible():
     assert big.tokens == pytest.approx(3e3) and big.N == pytest.approx(C / 6 / 3e3)
     with pytest.raises(PlanError, match="gp"):
         plan.split(TWO, C, gp="yes")
+
+
+def test_worst_objective_with_a_cap_solves_and_holds_the_cap():
+    """Issue 16 item 1: the cap Jacobian was padded twice under objective='worst'."""
+    caps = {"code": 1e9}
+    p = plan.split(TWO, C, objective="worst", caps=caps)
+    assert p.success
+    assert p.D_spec["code"] <= 1e9 * (1 + 1e-9)
+    flops = 6 * p.N * (p.D + sum(p.D_spec.values()))
+    assert flops == pytest.approx(C, rel=1e-9)
+    # no point on a grid of N with the same cap does better on the worst loss
+    best = np.inf
+    for N in np.geomspace(p.N / 2, p.N * 2, 9):
+        T = C / (6 * N)
+        for fc in np.linspace(0, 1e9 / T, 6):
+            for fm in np.linspace(0, 1 - fc, 21):
+                Dk = np.array([fc * T, fm * T])
+                L = _losses(TWO, N, (1 - fc - fm) * T, Dk)
+                best = min(best, float(np.max(L)))
+    assert max(p.loss.values()) <= best + 1e-9

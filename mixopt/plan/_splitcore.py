@@ -242,11 +242,11 @@ class SplitProblem:
 
     def _constraints(self, worst: bool) -> list[dict[str, Any]]:
         cons: list[dict[str, Any]] = []
-        pad = (lambda a: np.concatenate([a, np.zeros((a.shape[0], 1))], axis=1)) if worst else (
-            lambda a: a)
+        # the cap Jacobian already has a (zero) column for the epigraph variable of "worst":
+        # self.n counts it, so it is not padded again
         if np.any(np.isfinite(self.log_slot_caps)):
             cons.append({"type": "ineq", "fun": lambda u: self.evaluate(self._strip(u, worst))[
-                "cons"], "jac": lambda u: pad(self.evaluate(self._strip(u, worst))["cjac"])})
+                "cons"], "jac": lambda u: self.evaluate(self._strip(u, worst))["cjac"]})
         if worst:
             def fun(u: np.ndarray) -> np.ndarray:
                 return u[-1] - self.evaluate(u[:-1])["L"]

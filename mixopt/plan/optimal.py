@@ -344,16 +344,21 @@ def budget_for_loss(
             f"target_loss {t[bad][0]:.6g} is below the compute-optimal loss {floor:.6g} at "
             f"{MAX_BUDGET:.0e} FLOPs (the law's asymptote): no budget reaches it")
     a, b = p.get("alpha", 0.0), p.get("beta", 0.0)
+
+    def excess(log_c: np.ndarray) -> np.ndarray:
+        s_ = {"budget": np.exp(log_c), "scalar": False, "flops": fm,
+              "kw": {"min_N": min_N, "max_D": None, "max_N": None}}
+        return t - _allocate(f, s_, "auto").loss  # increasing in C
+
+    log_c = None
     if isinstance(f.law, Chinchilla) and isinstance(fm, SixND) and a > 0 and b > 0:
         log_g = (np.log(a * p["A"]) - np.log(b * p["B"])) / (a + b)
         coef = p["A"] * np.exp(-a * log_g) + p["B"] * np.exp(b * log_g)
         log_c = np.log(6.0) - (a + b) / (a * b) * np.log((t - p["E"]) / coef)
-    else:
-        def excess(log_c: np.ndarray) -> np.ndarray:
-            s_ = {"budget": np.exp(log_c), "scalar": False, "flops": fm,
-                  "kw": {"min_N": min_N, "max_D": None, "max_N": None}}
-            return t - _allocate(f, s_, "auto").loss  # increasing in C
-
+        # the closed form ignores min_N: keep it only where the plan it gives meets the target
+        if np.any(np.abs(excess(log_c)) > 1e-9 * t):
+            log_c = None
+    if log_c is None:
         lo = np.full(t.shape, np.log(6.0 * min_N) + 1.0)
         log_c = bisect_increasing(excess, lo, np.full(t.shape, np.log(MAX_BUDGET)), xtol=1e-12)
     s = {"budget": np.exp(log_c) if not scalar else np.exp(log_c[0]), "scalar": scalar,

@@ -20,6 +20,7 @@ from mixopt.plan.flops import (
 )
 from mixopt.plan.frontier import frontier
 from mixopt.plan.mixture import MixtureAllocation, MixturePath, mixture, mixture_path
+from mixopt.plan.mixture_split import MixtureSplitPlan, mixture_split
 from mixopt.plan.optimal import best_loss_at, budget_for_loss, compute_optimal
 from mixopt.plan.result import Allocation, AllocationDistribution, Frontier, SplitPlan
 from mixopt.plan.split import split
@@ -41,6 +42,8 @@ __all__ = [
     "frontier",
     "mixture",
     "mixture_path",
+    "mixture_split",
+    "MixtureSplitPlan",
     "MixtureAllocation",
     "MixturePath",
     "SplitPlan",

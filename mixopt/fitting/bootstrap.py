@@ -14,6 +14,7 @@ log residual of the full fit, drawn with replacement, to each resampled log pred
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from mixopt.fitting.engine import (
 )
 from mixopt.fitting.io import write_json
 from mixopt.fitting.problem import Problem, make_starts
-from mixopt.fitting.result import FitResult
+from mixopt.fitting.result import FitResult, IdentifiabilityWarning
 from mixopt.laws import Law
 
 __all__ = ["bootstrap", "BootstrapResult"]
@@ -202,13 +203,50 @@ class BootstrapResult:
         return self.samples[np.asarray(self.converged, bool)]
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
-        """Percentile intervals: DataFrame indexed by parameter, columns ``lower``, ``upper``."""
+        """Percentile intervals: DataFrame indexed by parameter, columns ``lower``, ``upper``.
+
+        Free parameters whose interval has zero width (:meth:`collapsed`) are listed in
+        ``attrs["collapsed"]`` and reported by an
+        :class:`~mixopt.fitting.result.IdentifiabilityWarning`: a zero-width interval does not
+        mean the value is certain.
+        """
+        q = self._quantiles(level)
+        bad = self._collapsed(q)
+        q.attrs["collapsed"] = bad
+        if bad:
+            warnings.warn(
+                f"bootstrap of law {self.law.name!r}: the {level:.0%} interval of "
+                f"{', '.join(bad)} has zero width: every resample kept the same value, which "
+                "says the resamples could not move it (e.g. a parameter the data do not "
+                "identify, or one held on a bound), not that it is known exactly",
+                IdentifiabilityWarning, stacklevel=2)
+        return q
+
+    def _quantiles(self, level: float) -> pd.DataFrame:
         lv = _check_level(level)
         s = self._good()
         q = s.quantile([(1 - lv) / 2, (1 + lv) / 2]).T
         q.columns = ["lower", "upper"]
         q.index.name = "parameter"
         return q
+
+    def _collapsed(self, q: pd.DataFrame) -> list[str]:
+        out = []
+        for name in self.law.param_names:
+            if name in self.fit.fixed:
+                continue
+            lo, hi = float(q.loc[name, "lower"]), float(q.loc[name, "upper"])
+            scale = max(abs(lo), abs(hi), 1e-300)
+            if np.isfinite(lo) and np.isfinite(hi) and hi - lo <= 1e-12 * scale:
+                out.append(name)
+        return out
+
+    def collapsed(self, level: float = 0.95) -> list[str]:
+        """Free parameters whose ``level`` percentile interval has zero width (relative width
+        at most 1e-12): the resamples left them where the full-data fit put them, which
+        happens when the data do not identify them (compare :attr:`FitResult.identified
+        <mixopt.fitting.result.FitResult.identified>`) or when they sit on a bound."""
+        return self._collapsed(self._quantiles(level))
 
     def predict_interval(
         self,
@@ -250,7 +288,8 @@ class BootstrapResult:
         return out
 
     def summary(self, level: float = 0.95) -> str:
-        ci = self.conf_int(level)
+        ci = self._quantiles(level)
+        bad = self._collapsed(ci)
         s = self._good()
         lines = [
             f"bootstrap of law {self.law.name!r}: {self.n} resamples of {self.fit.n_obs} runs, "
@@ -265,8 +304,16 @@ class BootstrapResult:
                 f"{s[name].std():>12.4g}{ci.loc[name, 'lower']:>14.6g}"
                 f"{ci.loc[name, 'upper']:>14.6g}"
                 + ("  (fixed)" if name in self.fit.fixed else "")
+                + ("  (collapsed: zero width)" if name in bad else "")
             )
         lines.append(f"({level:.0%} percentile intervals)")
+        if bad:
+            lines.append(f"zero-width intervals ({', '.join(bad)}): the resamples could not move "
+                         "these parameters; that is not certainty (see FitResult.identifiability)")
+        if not self.fit.identified:
+            lines.append("the full-data fit is NOT IDENTIFIED in "
+                         f"{', '.join(self.fit.identifiability()['unidentified'])}: "
+                         "read these intervals with care")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

@@ -4,6 +4,7 @@ appendix D.2, approach 3), vectorised over all starts (see :mod:`mixopt.fitting.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,16 +12,17 @@ import numpy as np
 
 from mixopt.errors import ConvergenceError, FitError
 from mixopt.fitting.engine import LMOptions, check_convergence, levenberg_marquardt, polish
-from mixopt.fitting.problem import Problem, make_starts
-from mixopt.fitting.result import FitResult
+from mixopt.fitting.problem import Problem, make_starts, rescale_starts, unit_decades
+from mixopt.fitting.result import FitResult, IdentifiabilityWarning
 from mixopt.laws import Law
 
-__all__ = ["fit", "solve"]
+__all__ = ["fit", "solve", "standardised"]
 
 STATUS_MESSAGES = {
     0: "converged: the Gauss-Newton step at the optimum is negligible",
     1: "not converged: iteration limit reached",
     2: "not converged: no step lowers the objective but the stationarity test fails",
+    3: "converged, but not identified: the data do not pin down",
 }
 
 
@@ -85,6 +87,41 @@ def solve(
     }
 
 
+def standardised(problem: Problem, decades: dict[str, int]) -> Problem:
+    """The problem in reference units: each column of ``decades`` divided by ``10**k``."""
+    data = problem.data.copy()
+    for col, k in decades.items():
+        data[col] = data[col] / 10.0 ** k
+    return Problem(law=problem.law, data=data, weights=problem.weights, delta=problem.delta,
+                   fixed=dict(problem.fixed), bounds=dict(problem.bounds))
+
+
+def _solve_standardised(
+    problem: Problem, decades: dict[str, int], grid: Any, seed: Any, lm: LMOptions,
+    n_polish: int, xtol: float,
+) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """Solve in reference units and carry the optimum back (see :func:`fit`, scale invariance).
+
+    Returns ``(starts, solution)``; the solution is None when the optimum cannot be carried
+    back exactly (the caller then solves in the data's units).
+    """
+    ref = standardised(problem, decades)
+    starts = make_starts(ref, grid, seed)
+    sol = solve(ref, starts, lm=lm, n_polish=n_polish, xtol=xtol)
+    back, good = rescale_starts(problem, sol["theta"][None], decades)
+    if not good[0]:
+        return starts, None
+    theta = back[0]
+    obj = problem.objective()
+    f = float(obj.value(theta[None])[0])
+    if not np.isfinite(f) or abs(f - sol["objective"]) > 1e-9 * max(f, 1e-300) + 1e-300:
+        return starts, None
+    units = ", ".join(f"{c} / 1e{k}" for c, k in decades.items())
+    sol = {**sol, "theta": theta, "objective": f,
+           "message": sol["message"] + f"; solved in reference units ({units})"}
+    return starts, sol
+
+
 def fit(
     law: Law | str,
     data: Any,
@@ -137,28 +174,54 @@ def fit(
     allow_unconverged:
         By default a fit whose best solution fails the convergence test raises
         :class:`~mixopt.errors.ConvergenceError`; with ``True`` it is returned with
-        ``success=False`` and the reason in ``message``.
+        ``success=False`` and the reason in ``message``. A fit that converges to an optimum the
+        data do not identify (:meth:`FitResult.identifiability`: a numerically singular or
+        hopelessly uncertain parameter combination, e.g. Chinchilla with ``D = 20 N``
+        throughout) is returned in any case, with ``status=3``, ``success=False``,
+        ``identified=False``, the parameters named in ``message`` and an
+        :class:`~mixopt.fitting.result.IdentifiabilityWarning`.
 
     Returns
     -------
     FitResult
+
+    Notes
+    -----
+    Scale invariance. The default start grids are written for data near
+    :data:`~mixopt.fitting.problem.UNIT_REFERENCE` (loss about 3, N about 3e8, tokens about
+    3e9). When the loss, N or the token columns of the data lie more than a decade from these,
+    the fit is solved on the data divided by whole powers of ten
+    (:func:`~mixopt.fitting.problem.unit_decades`) and the optimum is carried back to the data's
+    units by the law's own rescaling transform (:func:`~mixopt.fitting.problem.rescale_starts`;
+    e.g. ``A -> A c**alpha`` for ``N -> c N``), checked to reproduce the same curve: multiplying
+    the loss, N or D by a power of ten gives the transformed optimum, objective and ``success``.
+    With ``fixed`` parameters, user ``bounds`` or an explicit ``grid`` the problem is solved in
+    the data's units, from the default grid carried over to them (rows that cannot be carried
+    over, e.g. because they would move a pinned parameter, stay as they are).
     """
     t0 = time.perf_counter()
     problem = Problem.build(law, data, delta=delta, fixed=fixed, weights=weights, bounds=bounds)
-    starts = make_starts(problem, grid, seed)
     lm = LMOptions(max_iter=int(max_iter))
     if prune is None:  # a law with many parameters may ask for a gentler schedule
         prune = getattr(problem.law, "prune", None)
     if prune is not None:
         lm.prune = tuple((int(a), int(b)) for a, b in prune)
-    sol = solve(problem, starts, lm=lm, n_polish=n_polish, xtol=xtol)
-    if sol["status"] != 0 and not allow_unconverged:
+    sol = None
+    default_grid = grid is None or (isinstance(grid, (int, np.integer))
+                                    and not isinstance(grid, bool))
+    decades = unit_decades(problem)
+    if decades and default_grid and not problem.fixed and problem.bounds == problem.law.bounds:
+        starts, sol = _solve_standardised(problem, decades, grid, seed, lm, n_polish, xtol)
+    if sol is None:
+        starts = make_starts(problem, grid, seed)
+        sol = solve(problem, starts, lm=lm, n_polish=n_polish, xtol=xtol)
+    if sol["status"] not in (0, 3) and not allow_unconverged:
         raise ConvergenceError(
             f"fit of law {problem.law.name!r} did not converge: {sol['message']}; best objective "
             f"{sol['objective']:.6g} at {problem.params_from_free(sol['theta'])}. Try a larger "
             "grid, a larger max_iter, or pass allow_unconverged=True to inspect it"
         )
-    return FitResult(
+    result = FitResult(
         law=problem.law,
         params=problem.params_from_free(sol["theta"]),
         fixed=dict(problem.fixed),
@@ -174,3 +237,19 @@ def fit(
         bounds=problem.bounds,
         time=time.perf_counter() - t0,
     )
+    if result.status == 0:
+        ident = result.identifiability()
+        if not ident["identified"]:
+            what = ", ".join(ident["unidentified"]) or "a parameter combination"
+            result.status = 3
+            result.message = (
+                f"{STATUS_MESSAGES[3]} {what} (Jacobian condition number "
+                f"{ident['condition']:.3g}; see FitResult.identifiability()); {result.message}")
+            warnings.warn(
+                f"fit of law {problem.law.name!r} converged, but the data do not identify "
+                f"{what}: their values are arbitrary along the direction(s) "
+                f"{ident['directions']}. Vary the design (e.g. N and D independently), pin "
+                "parameters with fixed=, or read FitResult.identifiability()",
+                IdentifiabilityWarning, stacklevel=2)
+    result.time = time.perf_counter() - t0
+    return result

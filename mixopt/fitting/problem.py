@@ -20,7 +20,18 @@ from mixopt.errors import DataError, FitError
 from mixopt.fitting.objective import Objective
 from mixopt.laws import LOG_LIMIT, Law, resolve
 
-__all__ = ["Problem", "check_delta", "make_starts"]
+__all__ = ["Problem", "check_delta", "make_starts", "UNIT_REFERENCE", "UNIT_COLUMNS",
+           "unit_decades", "rescale_starts"]
+
+#: The scales the built-in start grids are written for (Hoffmann et al. 2022's grid and the
+#: laws modelled on it): geometric means of the loss, the parameter count and the token counts
+#: of a typical ladder. Token columns (``D``, ``D_spec``) share one unit: laws such as
+#: ``additive`` add them. :func:`make_starts` moves the default grid by whole decades when the
+#: data's geometric mean lies more than a decade away from these (see :func:`rescale_starts`).
+UNIT_REFERENCE: dict[str, float] = {"loss": 3.0, "N": 10**8.5, "tokens": 10**9.5}
+#: columns that share each unit of :data:`UNIT_REFERENCE`
+UNIT_COLUMNS: dict[str, tuple[str, ...]] = {"loss": ("loss",), "N": ("N",),
+                                            "tokens": ("D", "D_spec")}
 
 
 def check_delta(delta: Any) -> float:
@@ -218,6 +229,124 @@ def _unique_rows(a: np.ndarray) -> np.ndarray:
     return s[np.r_[True, np.any(s[1:] != s[:-1], axis=1)]]
 
 
+def unit_decades(problem: Problem) -> dict[str, int]:
+    """Whole decades ``k`` by which the data's units differ from :data:`UNIT_REFERENCE`.
+
+    For the loss, the parameter count ``N`` and the token columns (``D`` and ``D_spec``
+    pooled: one unit), ``x`` is ``log10`` of the ratio of the geometric mean of the positive
+    values (runs of positive weight) to the reference. Within a decade (``|x| <= 1``) nothing
+    moves, so fits of well-scaled data keep the default grid as it is; beyond,
+    ``k = round(x)``. Only entries with ``k != 0`` are returned (one per column).
+    """
+    used = problem.weights > 0
+    cols_here = ("loss",) + tuple(problem.law.variables)
+    out: dict[str, int] = {}
+    for unit, cols in UNIT_COLUMNS.items():
+        cols = [c for c in cols if c in cols_here]
+        if not cols:
+            continue
+        v = np.concatenate([problem.data[c].to_numpy()[used] for c in cols])
+        v = v[v > 0]
+        if v.size == 0:
+            continue
+        x = float(np.mean(np.log10(v)) - np.log10(UNIT_REFERENCE[unit]))
+        if abs(x) > 1.0:
+            out.update({c: int(np.round(x)) for c in cols})
+    return out
+
+
+def _subset_runs(problem: Problem, m: int = 64) -> np.ndarray:
+    """Up to ``m`` runs of positive weight, evenly spread over the table (deterministic)."""
+    idx = np.flatnonzero(problem.weights > 0)
+    if idx.size <= m:
+        return idx
+    return idx[np.unique(np.linspace(0, idx.size - 1, m).round().astype(int))]
+
+
+def _generator(J: np.ndarray, rhs: np.ndarray, scale_cols: np.ndarray) -> np.ndarray:
+    """Min-norm solutions ``G`` of ``J G = rhs`` per start, ``(S, n, k), (S, n) -> (S, k)``.
+
+    Where moving only the log-space (scale) parameters solves it exactly, ``G`` moves only those:
+    a start's curve often leaves directions free (an exponent that multiplies a log-scale of 0),
+    and a generator that wandered along them would not be exact along the whole rescaling.
+    Elsewhere (scales written as plain numbers, e.g. ``mixing_chinchilla``'s ``ta_*``) all
+    free parameters may move. Non-finite rows get ``G = 0`` (the check then rejects them).
+    """
+    S, k = J.shape[0], J.shape[-1]
+    G = np.zeros((S, k))
+    ok = np.isfinite(J).all(axis=(-1, -2)) & np.isfinite(rhs).all(axis=-1)
+    if not ok.any():
+        return G
+    Jo, ro = J[ok], rhs[ok][..., None]
+    full = (np.linalg.pinv(Jo, rcond=1e-10) @ ro)[..., 0]
+    if scale_cols.any():
+        part = np.zeros_like(full)
+        part[:, scale_cols] = (np.linalg.pinv(Jo[..., scale_cols], rcond=1e-10) @ ro)[..., 0]
+        err = np.max(np.abs((Jo @ part[..., None] - ro)[..., 0]), axis=-1)
+        exact = err <= 1e-9 * (1.0 + np.max(np.abs(ro[..., 0]), axis=-1))
+        full[exact] = part[exact]
+    G[ok] = full
+    return G
+
+
+def rescale_starts(problem: Problem, starts: np.ndarray, decades: Mapping[str, int],
+                   *, tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+    """Carry start points written for the reference units over to the data's units.
+
+    With ``c_v = 10**decades[v]``, the data are ``X = c X_ref`` (each size variable) and
+    ``L = c_L L_ref``. A start ``theta`` that describes the reference-unit curve
+    ``f(theta; X_ref)`` (log loss) is mapped to ``theta'`` with
+    ``f(theta'; X) = f(theta; X_ref) + log c_L``, the same curve in the data's units. The map
+    is found from the law itself, so that every law (custom ones included) is covered without
+    declaring its units: the generator of a rescaling of variable ``v`` is the fit-space
+    direction ``G`` with ``J G = -d f / d log v`` (``J G = 1`` for the loss), the min-norm
+    least-squares solution on a few runs; for laws whose scale parameters multiply powers of
+    the variables (every built-in law: ``A / N**alpha`` gives ``d log A = alpha d log N``) the
+    exponents do not move along it, so ``theta' = theta + log(c_v) G`` is exact. Each moved
+    start is checked on those runs (``|f(theta'; X) - f(theta; X_ref) - log c_L| <= tol``);
+    a start that fails keeps its original value. Pinned parameters never move (a start whose
+    curve needs them to move fails the check).
+
+    Returns ``(starts', moved)``: the free-parameter starts ``(G, k)`` and a boolean per start.
+    """
+    law = problem.law
+    runs = _subset_runs(problem)
+    X = {v: problem.data[v].to_numpy()[runs] for v in law.variables}
+    lc = {v: float(d) * np.log(10.0) for v, d in decades.items()}
+    ref = {v: X[v] / np.exp(lc[v]) if v in lc else X[v] for v in law.variables}
+    free = problem.free_index
+    full = np.broadcast_to(problem.template(), (starts.shape[0], law.n_params)).copy()
+    full[:, free] = starts
+    theta = full.copy()
+    scale_cols = np.array([law.parameters[i].log for i in free], dtype=bool)
+    with np.errstate(all="ignore"):
+        target = law.log_predict_raw(full, ref) + lc.get("loss", 0.0)
+        cur = dict(ref)
+        steps = [("loss", None)] if "loss" in lc else []
+        steps += [(v, v) for v in law.variables if v in lc]
+        for what, var in steps:
+            f, J = law.log_predict_raw_jac(theta, cur)
+            J = J[..., free]
+            if var is None:
+                rhs = np.ones_like(f)
+            else:  # -d f / d log v by central differences in log v (zeros stay zeros)
+                h = 1e-5
+                up, dn = dict(cur), dict(cur)
+                up[var], dn[var] = cur[var] * np.exp(h), cur[var] * np.exp(-h)
+                rhs = -(law.log_predict_raw(theta, up) - law.log_predict_raw(theta, dn)) / (2 * h)
+            G = _generator(J, rhs, scale_cols)
+            theta[:, free] += lc[what] * G
+            if var is not None:
+                cur[var] = X[var]
+        got = law.log_predict_raw(theta, X)
+    lo, hi = problem.fit_bounds()
+    moved_free = theta[:, free]
+    inside = ((moved_free >= lo) & (moved_free <= hi)).all(axis=1)
+    good = np.isfinite(got).all(axis=1) & (np.max(np.abs(got - target), axis=1) <= tol) & inside
+    out = np.where(good[:, None], moved_free, starts)
+    return out, good
+
+
 def make_starts(problem: Problem, grid: Any, seed: int | np.random.Generator | None) -> np.ndarray:
     """Start points ``(G, k)`` in fit space for the free parameters.
 
@@ -227,6 +356,13 @@ def make_starts(problem: Problem, grid: Any, seed: int | np.random.Generator | N
     ``(G, k)`` in fit space (``P`` = all parameters, ``k`` = free ones; columns of pinned
     parameters are ignored), or a DataFrame with one column per free parameter in natural units.
     Duplicate rows (e.g. after pinning a parameter) are removed; starts are clipped to the bounds.
+
+    Scale invariance: the default grid is written for data near :data:`UNIT_REFERENCE` (loss
+    about 3, N about 3e8, ...). When the loss or a size variable of the data is more than a
+    decade away (:func:`unit_decades`), the grid is carried over to the data's units by whole
+    decades (:func:`rescale_starts`), so that multiplying the loss, N, D or D_spec by a power of
+    ten moves the starts by the matching parameter transform and the fit finds the matching
+    optimum. Explicit grids (arrays, DataFrames) are used as given.
     """
     law = problem.law
     free = problem.free_index
@@ -236,6 +372,9 @@ def make_starts(problem: Problem, grid: Any, seed: int | np.random.Generator | N
         X = {v: problem.data[v].to_numpy() for v in law.variables}
         extra = law.data_starts(X, np.log(problem.data["loss"].to_numpy()))
         starts = _unique_rows(full[:, free])
+        decades = unit_decades(problem)
+        if decades:
+            starts, _ = rescale_starts(problem, starts, decades)
         if grid is not None:
             m = int(grid)
             if m < 1:

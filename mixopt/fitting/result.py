@@ -15,7 +15,94 @@ if TYPE_CHECKING:  # pragma: no cover
     from mixopt.fitting.bootstrap import BootstrapResult
     from mixopt.fitting.problem import Problem
 
-__all__ = ["FitResult"]
+__all__ = ["FitResult", "IdentifiabilityWarning", "identifiability", "IDENT_RTOL", "IDENT_SE"]
+
+#: a direction of the fit-space Jacobian whose singular value is below this fraction of the
+#: largest is numerically singular: the data cannot tell the parameters along it apart
+IDENT_RTOL = 1e-6
+#: a direction whose standard error (fit space: logs for scales, plain for exponents) exceeds
+#: this is not identified by the data at their noise level (a factor e**10 on a scale)
+IDENT_SE = 10.0
+
+
+class IdentifiabilityWarning(UserWarning):
+    """A fit converged, but the data do not pin some parameters down (see
+    :meth:`FitResult.identifiability`)."""
+
+
+def identifiability(problem: Problem, theta: np.ndarray, *, rtol: float = IDENT_RTOL,
+                    se_max: float = IDENT_SE) -> dict[str, Any]:
+    """Which parameter combinations the data identify at the optimum ``theta`` (free, fit space).
+
+    The local (Gauss-Newton) information of the Huber-on-log objective is ``J^T W J`` with
+    ``J`` the fit-space Jacobian of the log predictions and ``W`` the run weights times
+    Huber's IRLS weights at the optimum (Holland & Welsch 1977; outliers count as in the fit).
+    With the singular value decomposition ``W^(1/2) J = U diag(s) V^T`` and the residual scale
+    ``sigma^2 = sum w r^2 / (m - k)``, the standard error of the combination ``V[:, i]`` is
+    ``sigma / s_i`` (the usual asymptotic covariance ``sigma^2 (J^T W J)^-1``, e.g. Seber & Wild
+    2003, sec. 2.1). A direction is *unidentified* when ``s_i <= rtol s_max`` (numerically
+    singular, whatever the noise) or ``sigma / s_i > se_max``. Parameters on a bound are left out
+    of the decomposition (:meth:`FitResult.at_bounds` reports them); an exponent (a parameter
+    fitted as it is) whose Jacobian column is negligible there (``<= rtol`` times the largest:
+    the exponent of a term that has vanished) is unidentified too.
+
+    Returns a dict: ``identified`` (bool), ``unidentified`` (parameter names with a loading of
+    at least 0.1 on an unidentified direction), ``directions`` (one ``{name: loading}`` per
+    unidentified direction, loadings >= 0.01 in absolute value), ``singular_values`` and
+    ``std_errors`` (per direction, largest singular value first), ``condition`` (``s_max /
+    s_min``), ``names`` (the parameters analysed).
+    """
+    obj = problem.objective()
+    names = list(problem.free_names)
+    lo, hi = problem.fit_bounds()
+    theta = np.asarray(theta, dtype=float)
+    tol = 1e-9 * (1.0 + np.abs(theta))
+    at_bound = ((theta - lo) <= tol) | ((hi - theta) <= tol)
+    out: dict[str, Any] = {"identified": True, "unidentified": [], "directions": [],
+                           "singular_values": [], "std_errors": [], "condition": 1.0,
+                           "names": []}
+    with np.errstate(all="ignore"):
+        r, J = obj.residuals_jac(theta[None])
+    r, J = r[0], J[0]
+    w = np.asarray(problem.weights, dtype=float)
+    a = np.abs(r)
+    omega = np.where(a <= problem.delta, 1.0, problem.delta / np.maximum(a, 1e-300))
+    Jw = J * np.sqrt(w * omega)[:, None]
+    if not np.isfinite(Jw).all():
+        out.update(identified=False, unidentified=list(names), names=list(names))
+        return out
+    col = np.sqrt(np.sum(Jw**2, axis=0))
+    scale = float(col.max()) if col.size else 0.0
+    # an exponent (a plain fit-space parameter) on a bound with no effect on the predictions
+    # (its term has vanished) is arbitrary; one the data push against the bound is identified
+    # there. A log-space scale on its lower limit is the answer "this term is absent" (its
+    # fit-space column vanishes with the value, whatever the data say): not flagged here.
+    plain = np.array([not problem.law.parameter(n).log for n in names], dtype=bool)
+    dead = at_bound & plain & (col <= rtol * scale)
+    keep = np.flatnonzero(~at_bound)
+    flagged = [names[i] for i in np.flatnonzero(dead)]
+    dirs: list[dict[str, float]] = [{names[i]: 1.0} for i in np.flatnonzero(dead)]
+    out["names"] = [names[i] for i in keep]
+    sv = np.zeros(0)
+    bad = np.zeros(0, bool)
+    if keep.size:
+        _, sv, Vt = np.linalg.svd(Jw[:, keep], full_matrices=False)
+        m, k = float(np.sum(w)), keep.size
+        sigma = float(np.sqrt(np.sum(w * r**2) / (m - k))) if m > k else float("nan")
+        smax = float(sv[0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            se = np.where(sv > 0, sigma / sv, np.inf)
+        bad = (sv <= rtol * max(smax, scale)) | (np.isfinite(sigma) & (se > se_max))
+        sub = out["names"]
+        for i in np.flatnonzero(bad):
+            v = Vt[i] / np.max(np.abs(Vt[i]))
+            dirs.append({sub[j]: float(round(v[j], 4)) for j in range(k) if abs(v[j]) >= 0.01})
+            flagged += [sub[j] for j in range(k) if abs(Vt[i, j]) >= 0.1]
+        out.update(singular_values=[float(x) for x in sv], std_errors=[float(x) for x in se],
+                   condition=float(smax / sv[-1]) if sv[-1] > 0 else float("inf"))
+    out.update(identified=not (bad.any() or dead.any()),
+               unidentified=[n for n in names if n in flagged], directions=dirs)
+    return out
 
 
 @dataclass
@@ -34,7 +121,11 @@ class FitResult:
         ``sum_i w_i Huber_delta(log L_hat_i - log L_i)`` at ``params`` (Hoffmann et al. 2022's
         approach-3 scale: about 1.018e-3 on Epoch AI's 240 Chinchilla runs).
     success, status, message:
-        Convergence report (``status`` 0 = converged, 1 = iteration limit, 2 = stalled).
+        Convergence report: ``status`` 0 = converged and identified, 1 = iteration limit,
+        2 = stalled, 3 = converged, but the data do not identify some parameters
+        (:meth:`identifiability`; :func:`mixopt.fit` returns it with an
+        :class:`IdentifiabilityWarning` instead of raising). ``success`` is ``status == 0``:
+        a fit that converged to an unidentified optimum is not reported as a success.
     n_starts, nit, nfev:
         Starts used, solver iterations (LM + polish), objective evaluations (per start).
     data, weights, delta, bounds:
@@ -65,6 +156,19 @@ class FitResult:
         return self.status == 0
 
     @property
+    def identified(self) -> bool:
+        """Whether the data pin every free parameter down at the optimum
+        (:meth:`identifiability`)."""
+        return bool(self.identifiability()["identified"])
+
+    def identifiability(self) -> dict[str, Any]:
+        """The conditioning of the fit at its optimum: see :func:`identifiability` (computed
+        once, from the stored data, so also after :func:`mixopt.load`)."""
+        if "identifiability" not in self.extra:
+            self.extra["identifiability"] = identifiability(self.problem(), self.theta())
+        return self.extra["identifiability"]
+
+    @property
     def n_obs(self) -> int:
         """Runs with positive weight."""
         return int((self.weights > 0).sum())
@@ -74,8 +178,9 @@ class FitResult:
         return self.law.n_params - len(self.fixed)
 
     def predict(self, data: Any) -> np.ndarray:
-        """Predicted loss at the rows (or broadcast arrays) of ``data``."""
-        return self.law.predict(self.params, data)
+        """Predicted loss at the rows (or broadcast arrays) of ``data`` (the parameters are
+        checked against the bounds this fit used, which may be wider than the law's)."""
+        return self.law.predict(self.params, data, bounds=self.bounds)
 
     @property
     def fitted(self) -> np.ndarray:
@@ -187,6 +292,15 @@ class FitResult:
         edge = self.at_bounds()
         if edge:
             lines.append(f"on a bound (not pinned down by the data): {', '.join(edge)}")
+        ident = self.identifiability()
+        if not ident["identified"]:
+            lines.append(
+                "NOT IDENTIFIED: the data do not pin down "
+                f"{', '.join(ident['unidentified']) or 'a parameter combination'}; "
+                "unidentified direction(s): "
+                + "; ".join(", ".join(f"{v:+.3g} {k}" for k, v in d.items())
+                            for d in ident["directions"])
+                + f" (condition number {ident['condition']:.3g})")
         lines += [
             "",
             f"objective (sum w Huber of log residuals): {self.objective:.6e}",

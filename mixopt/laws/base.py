@@ -170,8 +170,12 @@ class Law:
 
     # ------------------------------------------------------------------ parameter transforms
     def to_fit(self, params: Mapping[str, float]) -> np.ndarray:
-        """Natural-unit mapping ``name -> value`` to a fit-space vector of shape ``(P,)``."""
-        self.check_params(params)
+        """Natural-unit mapping ``name -> value`` to a fit-space vector of shape ``(P,)``.
+
+        Checks names and values as :meth:`check_params`, but not the bounds: a fit made with
+        user ``bounds=`` wider than the law's keeps values outside the law's defaults.
+        """
+        self.check_params(params, bounds=False)
         return np.array(
             [p.to_fit(float(params[p.name])) for p in self.parameters], dtype=float
         )
@@ -184,7 +188,21 @@ class Law:
             out = {k: float(v) for k, v in out.items()}
         return out
 
-    def check_params(self, params: Mapping[str, float]) -> None:
+    def check_params(
+        self,
+        params: Mapping[str, float],
+        bounds: Mapping[str, tuple[float, float]] | bool | None = None,
+    ) -> None:
+        """Check a natural-unit parameter mapping; raise :class:`~mixopt.errors.LawError`.
+
+        Every parameter must be given (and no other), as a real number: booleans, strings and
+        complex numbers are refused, as are non-finite values and non-positive values of
+        log-space parameters. ``bounds`` says which bounds the values must lie in (inclusive):
+        ``None`` (default) the law's own (:attr:`bounds`), a mapping ``name -> (lower,
+        upper)`` those instead (names it omits keep the law's; :meth:`FitResult.predict
+        <mixopt.fitting.result.FitResult.predict>` passes the bounds its fit used, which may be
+        wider than the law's), ``False`` none.
+        """
         if not isinstance(params, Mapping):
             raise LawError(
                 f"parameters for law {self.name!r} must be a mapping name -> value, "
@@ -198,8 +216,22 @@ class Law:
             raise LawError(
                 f"law {self.name!r} has no parameter(s) {extra}; it has {self.param_names}"
             )
+        limits: Mapping[str, tuple[float, float]] | None
+        if bounds is False:
+            limits = None
+        elif bounds is None or bounds is True:
+            limits = self.bounds
+        elif isinstance(bounds, Mapping):
+            limits = {**self.bounds, **{str(k): v for k, v in bounds.items()}}
+        else:
+            raise LawError(f"bounds must be None, False or a mapping name -> (lower, upper), "
+                           f"got {type(bounds).__name__}")
         for p in self.parameters:
             v = params[p.name]
+            if isinstance(v, (bool, np.bool_)) or isinstance(v, (complex, np.complexfloating)) \
+                    or isinstance(v, (str, bytes)):
+                raise LawError(f"parameter {p.name!r} of law {self.name!r} must be a real "
+                               f"number, got {v!r} ({type(v).__name__})")
             try:
                 v = float(v)
             except (TypeError, ValueError):
@@ -208,6 +240,14 @@ class Law:
                 raise LawError(f"parameter {p.name!r} must be finite, got {v}")
             if p.log and v <= 0:
                 raise LawError(f"parameter {p.name!r} must be positive, got {v}")
+            if limits is not None:
+                lo, hi = (float(x) for x in limits[p.name])
+                if not lo <= v <= hi:
+                    raise LawError(
+                        f"parameter {p.name!r} of law {self.name!r} = {v!r} is outside its "
+                        f"bounds [{lo}, {hi}]; a fit made with wider bounds= predicts through "
+                        "FitResult.predict, or pass bounds= to predict"
+                    )
 
     # ------------------------------------------------------------------ prediction
     def data_arrays(self, data: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -246,9 +286,19 @@ class Law:
         return f, np.swapaxes(J, -1, -2)
 
     def predict(
-        self, params: Mapping[str, float], data: pd.DataFrame | Mapping[str, Any]
+        self,
+        params: Mapping[str, float],
+        data: pd.DataFrame | Mapping[str, Any],
+        *,
+        bounds: Mapping[str, tuple[float, float]] | bool | None = None,
     ) -> np.ndarray:
-        """Predicted loss for natural-unit ``params`` at the rows (or arrays) of ``data``."""
+        """Predicted loss for natural-unit ``params`` at the rows (or arrays) of ``data``.
+
+        ``params`` are checked by :meth:`check_params`: booleans and values outside the law's
+        bounds (or ``bounds``, e.g. those of a fit made with wider ``bounds=``; ``False``: no
+        bound check) raise :class:`~mixopt.errors.LawError`.
+        """
+        self.check_params(params, bounds=bounds)
         theta = self.to_fit(params)
         X = self.data_arrays(data)
         shape = next(iter(X.values())).shape

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixopt
@@ -38,21 +41,70 @@ def test_measured_ladder_is_a_grid_of_real_runs():
 
 
 def test_demo_runs(tmp_path, capsys):
-    assert demo.main(["--out", str(tmp_path), "--no-plot", "--n-boot", "20"]) == 0
+    pytest.importorskip("matplotlib")
+    assert demo.main(["--out", str(tmp_path), "--n-boot", "20"]) == 0
     out = capsys.readouterr().out
     assert "SIMULATED" in out and "Compute-optimal" in out and "1e+23" in out
     # part 1: the measured ladder, its extrapolation table and a split that spends the budget
     assert "MEASURED" in out and "Extrapolation to the largest model" in out
     assert all(law in out for law in ("additive", "transfer", "multiplicative"))
     assert "Split of 1.04e+11 FLOPs" in out and "used 1.0431e+11" in out
+    # clean numbers: whole parameters and tokens, the unused arithmetic share is 0
+    assert "model N = 9,318 parameters" in out
+    assert re.search(r"^arithmetic\s+0\.3333\s+inf\s+0\s", out, flags=re.M)
+    # the plan says it leaves the ladder: N below the smallest model (13,152), D above
+    assert "N = 9,318 parameters is 0.708x the smallest in the data (13,152)" in out
+    assert re.search(r"D = [\d,]+ tokens is [\d.]+x the largest in the data \(614,400\)", out)
+    # E on its bound: what it means, how to pin it, and the profile over pinned E
+    assert "sits on its lower bound (0.05)" in out and 'fixed={"E": value}' in out
+    prof = re.findall(r"^\s*(prose|python|arithmetic)\s+([\d.]+)\s+([+-][\d.]+) %", out, re.M)
+    assert len(prof) == 12 and all(float(rise) >= 0 for _, _, rise in prof)
+    assert [e for d, e, _ in prof if d == "prose"][0] == "0.05"
+    # every fit is saved and loads back: the README's CLI commands run on these files
     fit = mixopt.load(tmp_path / "fit.json")
     assert abs(fit.params["alpha"] - DEMO_TRUTH["alpha"]) < 0.05
-
-
-def test_demo_figure(tmp_path):
-    assert demo.main(["--out", str(tmp_path), "--n-boot", "5"]) == 0
+    laws = {d: mixopt.load(tmp_path / f"{d}.json").law.name
+            for d in ("prose", "python", "arithmetic")}
+    assert laws == {"prose": "additive", "python": "multiplicative", "arithmetic": "transfer"}
+    for name in ("tokens.json", "caps.json", "ratios.csv", "metrics.csv"):
+        assert (tmp_path / name).stat().st_size > 10
+    ratios = pd.read_csv(tmp_path / "ratios.csv", index_col=0)
+    np.testing.assert_allclose(ratios.sum(axis=1), 1.0, atol=1e-9)
     assert (tmp_path / "fit.png").stat().st_size > 1000
     assert (tmp_path / "ladder.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--n-boot", "-1"], "--n-boot must be a positive"),
+    (["--n-boot", "0"], "--n-boot must be a positive"),
+    (["--n-jobs", "0"], "--n-jobs must be a non-zero"),
+    (["--budget", "-1"], "--budget must be finite and positive"),
+    (["--budget", "nan"], "--budget must be finite and positive"),
+    (["--budget", "inf"], "--budget must be finite and positive"),
+    (["--seed", "-3"], "--seed must be >= 0"),
+])
+def test_demo_checks_every_option_before_any_work(tmp_path, monkeypatch, argv, match):
+    def work(*args, **kwargs):
+        raise AssertionError("the demo started working before checking its options")
+
+    monkeypatch.setattr(demo, "measured_part", work)
+    out = tmp_path / "out"
+    with pytest.raises(MixoptError, match=match):
+        demo.main(["--out", str(out), "--no-plot", *argv])
+    assert not out.exists()
+    from mixopt.cli import main as cli_main
+
+    assert cli_main(["demo", "--out", str(out), *argv]) == 1
+
+
+def test_demo_refuses_a_file_as_out_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "measured_part", lambda *a: pytest.fail("work started"))
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    with pytest.raises(MixoptError, match="exists and is not a folder"):
+        demo.main(["--out", str(f)])
+    with pytest.raises(MixoptError, match="is not a folder"):
+        demo.main(["--out", str(f / "sub")])
 
 
 def test_plot_specialisation_draws_one_curve_per_size():

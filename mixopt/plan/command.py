@@ -7,6 +7,10 @@ the file stem, or ``name=path``.
     mixopt plan fit.json --budget 1e21 1e22
     mixopt plan code=code.json math=math.json --budget 1e21 --weights 0.7 0.3 --json
 
+Every option is checked before any fit is loaded or any plan solved. Each plan says where it
+leaves the range of the data its fits were made on (``extrapolation`` in the JSON: one record per
+quantity outside, with the ratio to the nearest end of the range).
+
 ``--json`` prints strict JSON (RFC 8259: no ``NaN``/``Infinity`` tokens): a number that is NaN
 or infinite is written as ``null``, its field is listed in ``non_finite``, ``json_status`` is
 ``"non-finite"`` (else ``"ok"``) and ``success`` is false.
@@ -74,35 +78,71 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    from mixopt import load
-    from mixopt.plan import compute_optimal, split
+def _specs(args: argparse.Namespace) -> tuple[dict[str, Path], dict[str, float]]:
+    """Every option checked before any file is read or any plan solved: domain names and
+    files, budgets, weights and caps. Returns ``({domain: path}, caps)``."""
+    from mixopt.plan._inputs import check_budget
 
-    fits = {}
+    paths: dict[str, Path] = {}
     for spec in args.fits:
         name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
         name = name or Path(path).stem
-        if name in fits:
+        if not path:
+            raise PlanError(f"fit {spec!r}: expected FIT.json or name=FIT.json")
+        if name in paths:
             raise PlanError(f"domain {name!r} given twice; name files as name=path")
-        fits[name] = load(path)
+        if not Path(path).is_file():
+            raise PlanError(f"fit {spec!r}: no such file: {path!r}")
+        paths[name] = Path(path)
+    check_budget(args.budget, "--budget")
+    if args.weights is not None:
+        w = args.weights
+        if len(w) != len(paths):
+            raise PlanError(f"--weights has {len(w)} values for {len(paths)} fits "
+                            f"{list(paths)}")
+        if any(not math.isfinite(x) or x < 0 for x in w):
+            raise PlanError(f"--weights must be finite and >= 0, got {w}")
+        if abs(sum(w) - 1.0) > 1e-9:
+            raise PlanError(f"--weights must sum to 1; they sum to {sum(w):.6g}")
+    caps: dict[str, float] = {}
+    for c in args.cap:
+        d, eq, v = c.partition("=")
+        try:
+            value = float(v)
+        except ValueError:
+            value = math.nan
+        if not eq or not d or math.isnan(value):
+            raise PlanError(f"--cap {c!r}: expected DOMAIN=TOKENS") from None
+        if d not in paths:
+            raise PlanError(f"--cap {c!r}: unknown domain {d!r}; domains are {list(paths)}")
+        if value < 0:
+            raise PlanError(f"--cap {c!r}: a cap is >= 0 tokens")
+        caps[d] = value
+    return paths, caps
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    paths, caps = _specs(args)
+    from mixopt import load
+    from mixopt.plan import compute_optimal, split
+    from mixopt.plan.extrapolation import extrapolation
+
+    fits = {name: load(path) for name, path in paths.items()}
     out = sys.stdout
     if len(fits) == 1 and "D_spec" not in next(iter(fits.values())).law.variables:
         if args.weights or args.cap:
             raise PlanError("--weights and --cap apply to split plans (several domain fits)")
         budget = args.budget[0] if len(args.budget) == 1 else args.budget
-        res = compute_optimal(next(iter(fits.values())), budget)
+        fit = next(iter(fits.values()))
+        res = compute_optimal(fit, budget)
+        res.extrapolation = extrapolation(res, fit)
         out.write((_dump(_report(res.to_dict())) if args.json else res.summary()) + "\n")
         return 0
-    caps = {}
-    for c in args.cap:
-        d, _, v = c.partition("=")
-        try:
-            caps[d] = float(v)
-        except ValueError:
-            raise PlanError(f"--cap {c!r}: expected DOMAIN=TOKENS") from None
     results = [split(fits, b, weights=args.weights, caps=caps or None,
                      objective=args.objective) for b in args.budget]
+    for r in results:
+        r.extrapolation = extrapolation(r, fits)
     if args.json:
         payload = [_report(r.to_dict()) for r in results]
         out.write(_dump(payload[0] if len(payload) == 1 else payload) + "\n")

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Allocation", "AllocationDistribution", "SplitPlan", "Frontier"]
+__all__ = ["Allocation", "AllocationDistribution", "SplitPlan", "Frontier", "format_tokens",
+           "format_size"]
 
 
 def _out(x: Any, scalar: bool) -> Any:
@@ -34,6 +35,53 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}" if abs(x) < 1e4 else f"{x:.3e}"
 
 
+def format_tokens(x: float) -> str:
+    """Tokens as a whole number with thousands separators (``1,662,978``); less than half a
+    token prints ``0`` (a share the plan does not use), non-finite values as they are."""
+    x = float(x)
+    if not np.isfinite(x):
+        return str(x)
+    return f"{round(x):,}"
+
+
+def format_size(x: float, lower: float | None = None, upper: float | None = None) -> str:
+    """A size (parameters, tokens) rounded to what a user can act on: whole units, or, given
+    an interval ``[lower, upper]``, to one digit below the interval's width (an interval 8e7
+    wide rounds to 1e6: ``236,000,000``)."""
+    x = float(x)
+    if not np.isfinite(x):
+        return str(x)
+    step = 1.0
+    if lower is not None and upper is not None and np.isfinite(lower) and np.isfinite(upper):
+        width = abs(float(upper) - float(lower))
+        if width > 0:
+            step = max(1.0, 10.0 ** (np.floor(np.log10(width)) - 1))
+    return f"{round(round(x / step) * step):,}"
+
+
+def _whole(x: float) -> str:
+    return format_tokens(x) if np.isfinite(x) and abs(x) < 1e18 else _fmt(x)
+
+
+def _zero_sub_token(x: float) -> float:
+    """Sub-token amounts (below half a token) are zero shares: saved as exactly 0."""
+    return 0.0 if np.isfinite(x) and abs(x) < 0.5 else float(x)
+
+
+def _frame_text(frame: pd.DataFrame, whole: tuple[str, ...], index: bool = True) -> str:
+    """``frame.to_string`` with sizes in ``whole`` as whole numbers, other floats by ``_fmt``."""
+    cols = {c: _whole for c in frame.columns if c in whole}
+    return frame.to_string(index=index, float_format=_fmt, formatters=cols)
+
+
+def _extrapolation_lines(records: list[dict[str, Any]] | None) -> list[str]:
+    if records is None:
+        return []
+    from mixopt.plan.extrapolation import describe
+
+    return [describe(records)]
+
+
 @dataclass
 class Allocation:
     """A compute allocation (N parameters, D tokens) per budget and its predicted loss.
@@ -53,6 +101,9 @@ class Allocation:
     status: str = "optimal"
     message: str = ""
     constraints: dict[str, Any] = field(default_factory=dict)
+    #: where the plan leaves the range of the fitted data (see
+    #: :func:`mixopt.plan.extrapolation.extrapolation`); ``None``: not checked
+    extrapolation: list[dict[str, Any]] | None = None
 
     @property
     def tokens_per_parameter(self) -> Any:
@@ -71,12 +122,13 @@ class Allocation:
         if self.constraints:
             head += "\nconstraints: " + ", ".join(f"{k}={v:.4g}" for k, v in
                                                   self.constraints.items())
-        return head + "\n" + self.to_frame().to_string(index=False, float_format=_fmt)
+        lines = [head, _frame_text(self.to_frame(), ("N", "D"), index=False)]
+        return "\n".join(lines + _extrapolation_lines(self.extrapolation))
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable({k: getattr(self, k) for k in (
             "budget", "N", "D", "loss", "law", "flops", "solver", "success", "status", "message",
-            "constraints")})
+            "constraints", "extrapolation")})
 
     def __repr__(self) -> str:
         return self.summary()
@@ -140,7 +192,14 @@ class AllocationDistribution:
         head = (f"Compute-optimal allocation with {self.level:.0%} bootstrap intervals "
                 f"({self.n_samples} resamples): law {self.law}, FLOPs {self.flops}, "
                 f"solver {self.solver}")
-        return head + "\n" + self.to_frame().to_string(index=False, float_format=_fmt)
+        f = self.to_frame()
+        text = {c: f[c].map(_whole) for c in ("D", "D_lower", "D_upper")}
+        for i in range(len(f)):  # N to the precision its interval supports
+            lo, hi = f["N_lower"].iloc[i], f["N_upper"].iloc[i]
+            for c in ("N", "N_lower", "N_upper"):
+                text.setdefault(c, f[c].astype(object).copy()).iloc[i] = format_size(
+                    f[c].iloc[i], lo, hi)
+        return head + "\n" + f.assign(**text).to_string(index=False, float_format=_fmt)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable({
@@ -183,6 +242,9 @@ class SplitPlan:
     laws: dict[str, str]
     flop_model: str = "6ND"
     _u: Any = field(default=None, repr=False)
+    #: where the plan leaves the range of the fitted data (see
+    #: :func:`mixopt.plan.extrapolation.extrapolation`); ``None``: not checked
+    extrapolation: list[dict[str, Any]] | None = None
 
     @property
     def domains(self) -> list[str]:
@@ -208,26 +270,34 @@ class SplitPlan:
             f"Split plan ({self.objective} objective, solver {self.solver}, "
             f"{'success' if self.success else 'FAILED'}: {self.message})",
             f"budget {self.budget:.4e} FLOPs ({self.flop_model}), used {self.flops:.4e}",
-            f"model N = {self.N:.4e} parameters",
-            f"shared pretraining D = {self.D:.4e} tokens; specialisation "
-            f"{sum(self.D_spec.values()):.4e} tokens; split fraction "
+            f"model N = {_whole(self.N)} parameters",
+            f"shared pretraining D = {_whole(self.D)} tokens; specialisation "
+            f"{_whole(sum(self.D_spec.values()))} tokens; split fraction "
             f"D/(D + sum D') = {self.split_fraction:.4f}",
             f"objective = {self.objective_value:.6g}",
-            self.to_frame().to_string(float_format=_fmt),
+            _frame_text(self.to_frame(), ("cap", "D_spec")),
         ]
         if self.baselines is not None:
             lines += ["baselines (same budget, same objective):",
-                      self.baselines.to_string(float_format=_fmt)]
-        return "\n".join(lines)
+                      _frame_text(self.baselines, ("N", "D", "D_spec_total"))]
+        return "\n".join(lines + _extrapolation_lines(self.extrapolation))
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in (
             "budget", "N", "D", "D_spec", "loss", "flops", "split_fraction", "objective",
             "objective_value", "weights", "caps", "success", "status", "message", "solver",
-            "n_starts", "laws", "flop_model")}
+            "n_starts", "laws", "flop_model", "extrapolation")}
+        out["D"] = _zero_sub_token(self.D)
+        out["D_spec"] = {k: _zero_sub_token(v) for k, v in self.D_spec.items()}
         out["caps"] = {k: v for k, v in self.caps.items()}
-        out["baselines"] = (None if self.baselines is None
-                            else self.baselines.reset_index().to_dict(orient="records"))
+        base = None
+        if self.baselines is not None:
+            base = self.baselines.reset_index().to_dict(orient="records")
+            for row in base:
+                for c in ("D", "D_spec_total"):
+                    if c in row:
+                        row[c] = _zero_sub_token(row[c])
+        out["baselines"] = base
         return _jsonable(out)
 
     def __repr__(self) -> str:
@@ -271,7 +341,7 @@ class Frontier:
                             "success") if c in f.columns]
         return (f"Split frontier over {len(self.frame)} budgets ({self.objective} objective, "
                 f"solver {self.solver}; {int(self.frame['success'].sum())} succeeded)\n"
-                + f[cols].to_string(index=False, float_format=_fmt))
+                + _frame_text(f[cols], ("N", "D"), index=False))
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable({"frame": self.frame.to_dict(orient="list"), "domains": self.domains,

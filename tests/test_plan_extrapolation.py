@@ -1,0 +1,102 @@
+"""Plans say where they leave the fitted data's range; summaries print clean numbers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixopt
+from mixopt import plan
+from mixopt.plan.extrapolation import data_range, describe, extrapolation
+from mixopt.plan.result import format_size, format_tokens
+
+HOFF = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+
+
+@pytest.fixture(scope="module")
+def chin_fit():
+    N = np.repeat(np.logspace(7, 9, 3), 3)          # 1e7 .. 1e9 parameters
+    D = np.tile(np.logspace(9, 11, 3), 3)           # 1e9 .. 1e11 tokens
+    loss = mixopt.laws.get("chinchilla").predict(HOFF, {"N": N, "D": D})
+    return mixopt.fit("chinchilla", pd.DataFrame({"N": N, "D": D, "loss": loss}))
+
+
+def test_format_tokens_and_sizes():
+    assert format_tokens(1662978.4255) == "1,662,978"
+    assert format_tokens(0.0024) == "0" and format_tokens(0.49) == "0" and format_tokens(0.6) == "1"
+    assert format_tokens(float("inf")) == "inf"
+    assert format_size(9318.014) == "9,318"
+    # an interval 8.3e7 wide supports N to 1e6: 236,112,345 -> 236,000,000
+    assert format_size(236_112_345, 2.0e8, 2.83e8) == "236,000,000"
+    assert format_size(1_995_108_443, 9.93e8, 3.31e9) == "2,000,000,000"
+    assert format_size(12.4, 12.0, 12.5) == "12"  # never finer than whole units
+
+
+def test_compute_optimal_extrapolation_records(chin_fit):
+    alloc = plan.compute_optimal(chin_fit, [1e18, 1e22])
+    assert data_range(chin_fit, "N") == pytest.approx((1e7, 1e9))
+    recs = extrapolation(alloc, chin_fit)
+    n = [r for r in recs if r["variable"] == "N"]
+    # by hand: which budgets put N or D outside [1e7, 1e9] x [1e9, 1e11]
+    for b, N, D in zip([1e18, 1e22], alloc.N, alloc.D):
+        expect_n = N < 1e7 or N > 1e9
+        assert any(r["budget"] == b for r in n) == expect_n
+        expect_d = D < 1e9 or D > 1e11
+        assert any(r["budget"] == b and r["variable"] == "D" for r in recs) == expect_d
+    big = [r for r in recs if r["budget"] == 1e22 and r["variable"] == "N"][0]
+    assert big["side"] == "above" and big["ratio"] == pytest.approx(alloc.N[1] / 1e9)
+    assert big["data_min"] == pytest.approx(1e7) and big["data_max"] == pytest.approx(1e9)
+    alloc.extrapolation = recs
+    text = alloc.summary()
+    assert "EXTRAPOLATION" in text and f"{big['ratio']:.3g}x the largest" in text
+    d = json.loads(json.dumps(alloc.to_dict()))
+    assert d["extrapolation"] == json.loads(json.dumps(recs))
+    # a plan inside the range says so, an unchecked one says nothing
+    inside = plan.compute_optimal(chin_fit, 1e19)  # N ~ 2.3e8, D ~ 7.3e9: inside the ladder
+    assert 1e7 < inside.N < 1e9 and 1e9 < inside.D < 1e11
+    assert extrapolation(inside, chin_fit) == []
+    assert "within the range" in describe([])
+    assert plan.compute_optimal(chin_fit, 1e21).to_dict()["extrapolation"] is None
+
+
+def _spec_fit(base, K):
+    import dataclasses
+
+    tr = mixopt.laws.get("transfer")
+    params = dict(E=1.6, A=400.0, B=500.0, alpha=0.34, beta=0.28, K=K, rho=0.75)
+    data = base.data.assign(D_spec=np.tile([0.0, 1e8, 1e9], 3))
+    return dataclasses.replace(base, law=tr, params=params, fixed={}, bounds=tr.bounds,
+                               data=data)
+
+
+def test_split_plan_extrapolation_and_clean_numbers(chin_fit):
+    fits = {"code": _spec_fit(chin_fit, 1e3), "math": _spec_fit(chin_fit, 50.0)}
+    p = plan.split(fits, 1e23)
+    recs = extrapolation(p, fits)
+    by = {r["variable"]: r for r in recs}
+    # at 1e23 FLOPs: N ~ 8.7e9 > 1e9, D ~ 3.8e11 > 1e11, both D'_k ~ 5e11, 1e12 > 1e9
+    assert p.N > 1e9 and p.D > 1e11 and min(p.D_spec.values()) > 1e9
+    assert set(by) == {"N", "D", "D_spec[code]", "D_spec[math]"}
+    assert by["N"]["ratio"] == pytest.approx(p.N / 1e9)
+    assert by["D_spec[math]"]["ratio"] == pytest.approx(p.D_spec["math"] / 1e9)
+    assert by["D_spec[code]"]["data_min"] == 0.0 and by["D"]["side"] == "above"
+    small = plan.split(fits, 1e15)  # N below 1e7: extrapolation below the ladder
+    low = {r["variable"]: r for r in extrapolation(small, fits)}
+    assert small.N < 1e7 and low["N"]["side"] == "below"
+    assert low["N"]["ratio"] == pytest.approx(small.N / 1e7)
+    p.extrapolation = recs
+    text = p.summary()
+    assert f"model N = {format_tokens(p.N)} parameters" in text
+    assert f"shared pretraining D = {format_tokens(p.D)} tokens" in text
+    # a sub-token specialisation is a zero share: printed and saved as 0
+    import dataclasses
+
+    q = dataclasses.replace(p, D_spec={**p.D_spec, "math": 0.0024})
+    assert q.to_dict()["D_spec"]["math"] == 0.0
+    assert q.to_dict()["D_spec"]["code"] == p.D_spec["code"]  # full precision otherwise
+    row = [ln for ln in q.summary().splitlines() if ln.startswith("math")][0]
+    assert row.split()[3] == "0"
+    assert "0.0024" not in q.summary()

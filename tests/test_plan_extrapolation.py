@@ -100,3 +100,16 @@ def test_split_plan_extrapolation_and_clean_numbers(chin_fit):
     row = [ln for ln in q.summary().splitlines() if ln.startswith("math")][0]
     assert row.split()[3] == "0"
     assert "0.0024" not in q.summary()
+
+
+def test_specialisation_beyond_runs_without_any(chin_fit):
+    import dataclasses
+
+    fits = {"code": _spec_fit(chin_fit, 1e3), "math": _spec_fit(chin_fit, 50.0)}
+    fits["math"] = dataclasses.replace(fits["math"], data=fits["math"].data.assign(D_spec=0.0))
+    p = plan.split(fits, 1e21)
+    assert p.D_spec["math"] > 0  # the plan specialises on math, which no run did
+    recs = {r["variable"]: r for r in extrapolation(p, fits)}
+    assert recs["D_spec[math]"]["ratio"] is None
+    assert "where every run has D_spec = 0" in describe(list(recs.values()))
+    json.dumps(list(recs.values()), allow_nan=False)  # strict JSON: no infinite ratio

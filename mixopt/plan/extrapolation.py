@@ -46,11 +46,11 @@ def _record(variable: str, value: float, rng: tuple[float, float] | None,
     if value < lo and value > 0 and lo > 0:
         side, ratio = "below", value / lo
     elif value > hi:
-        side, ratio = "above", (value / hi if hi > 0 else float("inf"))
+        side, ratio = "above", (value / hi if hi > 0 else None)  # None: the data are all 0
     else:
         return None
     return {"variable": variable, "value": float(value), "data_min": lo, "data_max": hi,
-            "side": side, "ratio": float(ratio), **extra}
+            "side": side, "ratio": None if ratio is None else float(ratio), **extra}
 
 
 def extrapolation(plan: Any, fits: Any) -> list[dict[str, Any]]:
@@ -71,9 +71,9 @@ def extrapolation(plan: Any, fits: Any) -> list[dict[str, Any]]:
         One record per quantity outside its range: ``variable`` (``"N"``, ``"D"``,
         ``"D_spec[<domain>]"``), ``value``, ``data_min``, ``data_max``, ``side``
         (``"below"``/``"above"``), ``ratio`` (``value`` over the nearest end: < 1 below, > 1
-        above) and, for allocations, ``budget``. An empty list: the plan stays in range. N and
-        D are compared with the union of every fit's range (a plan below every ladder or above
-        every ladder), D'_k with domain k's own runs.
+        above; ``None`` when every run has 0 of it) and, for allocations, ``budget``. An empty
+        list: the plan stays in range. N and D are compared with the union of every fit's range
+        (a plan below every ladder or above every ladder), D'_k with domain k's own runs.
     """
     out: list[dict[str, Any]] = []
     if isinstance(getattr(plan, "D_spec", None), Mapping):
@@ -128,6 +128,10 @@ def describe(records: list[dict[str, Any]] | None) -> str:
         end = "smallest" if r["side"] == "below" else "largest"
         ref = r["data_min"] if r["side"] == "below" else r["data_max"]
         at = f" (budget {r['budget']:.3g})" if "budget" in r else ""
+        if r["ratio"] is None:
+            lines.append(f"  {var} = {_num(r['value'])} {unit}{at}, where every run has "
+                         f"{var.split('[')[0]} = 0")
+            continue
         lines.append(f"  {var} = {_num(r['value'])} {unit}{at} is {r['ratio']:.3g}x the "
                      f"{end} in the data ({_num(ref, exact=True)})")
     return "\n".join(lines)

@@ -6,7 +6,8 @@ L(N, D, D') forms holding out the largest model (extrapolation error), a fit of 
 on all runs (saved as ``<domain>.json``), a profile of the objective over the asymptote ``E``
 when it sits on its bound (:func:`mixopt.fitting.profile.profile`), and
 :func:`mixopt.plan.split` of a compute budget between shared pretraining and the three domain
-specialists, with where it leaves the ladder's range; figure ``ladder.png``.
+specialists, with where it leaves the ladder's range; figures ``ladder.png`` and
+``profile.png``.
 
 Part 2, the SIMULATED Chinchilla ladder (``load_ladder("demo")``, known truth): fit, bootstrap
 intervals, compute-optimal N and D for a few budgets; ``fit.json`` and figure ``fit.png``.
@@ -110,16 +111,16 @@ def _pyplot(no_plot: bool):
     return plt
 
 
-def _bound_note(best: dict[str, Any], runs: Any, plan: Any) -> None:
+def _bound_note(best: dict[str, Any], runs: Any, plan: Any) -> dict[str, Any]:
     """Explain asymptotes on a bound: what they do to extrapolation, how to pin them, and the
-    profile of the objective over the pinned value."""
+    profile of the objective over the pinned value; returns ``{domain: profile}``."""
     import pandas as pd
 
     from mixopt.fitting.profile import profile
 
     on = {dom: fit for dom, fit in best.items() if "E" in fit.at_bounds()}
     if not on:
-        return
+        return {}
     lows = sorted({fit.bounds["E"][0] for fit in on.values()})
     print(f"\nThe asymptote E (the loss no amount of N or D goes below) sits on its lower bound "
           f"({', '.join(f'{b:g}' for b in lows)}) for {', '.join(on)}: these runs are far "
@@ -131,14 +132,14 @@ def _bound_note(best: dict[str, Any], runs: Any, plan: Any) -> None:
           "over pinned E (mixopt.fitting.profile.profile; objective rise = how much worse the "
           "best fit gets):")
     big = {"N": 10 * runs["N"].max(), "D": 10 * runs["D"].max(), "D_spec": runs["D_spec"].max()}
-    tables = []
+    tables, profiles = [], {}
     for dom, fit in on.items():
         lo = fit.bounds["E"][0]
         top = float(fit.data["loss"].min())
         values = np.unique(np.round(lo + (top - lo) * np.array([0.0, 0.25, 0.5, 0.75]), 2))
         values[0] = lo
         at = pd.DataFrame([{"N": plan.N, "D": plan.D, "D_spec": plan.D_spec[dom]}, big])
-        prof = profile(fit, "E", values, at=at)
+        prof = profiles[dom] = profile(fit, "E", values, at=at)
         tables.append(pd.DataFrame({
             "domain": dom, "E": prof.index,
             "objective rise": [f"{100 * max(r, 0.0):+.2f} %" for r in
@@ -149,6 +150,7 @@ def _bound_note(best: dict[str, Any], runs: Any, plan: Any) -> None:
     print(pd.concat(tables).to_string(index=False))
     print("A flat objective means the ladder cannot tell these E apart; the spread of the last "
           "column is the extrapolation's uncertainty from E alone.")
+    return profiles
 
 
 def measured_part(args: argparse.Namespace, out: Path) -> dict:
@@ -196,10 +198,10 @@ def measured_part(args: argparse.Namespace, out: Path) -> dict:
     print(f"\nSplit of {budget:.3g} FLOPs (C = 6 N (D + sum D'), equal domain weights):")
     plan.extrapolation = extrapolation(plan, best)
     print(plan.summary())
-    _bound_note(best, runs, plan)
+    profiles = _bound_note(best, runs, plan)
     plt = _pyplot(args.no_plot)
     if plt is not None:
-        from mixopt.fitting.figures import plot_specialisation
+        from mixopt.fitting.figures import plot_profile, plot_specialisation
 
         fig, axes = plt.subplots(1, len(best), figsize=(5.2 * len(best), 4),
                                  layout="constrained")
@@ -208,6 +210,13 @@ def measured_part(args: argparse.Namespace, out: Path) -> dict:
         fig.savefig(out / "ladder.png", dpi=100)
         plt.close(fig)
         print(f"saved the figure to {out / 'ladder.png'}")
+        if profiles:
+            fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+            for dom, prof in profiles.items():
+                plot_profile(prof, ax=ax, label=dom)
+            fig.savefig(out / "profile.png", dpi=100)
+            plt.close(fig)
+            print(f"saved the profile over E to {out / 'profile.png'}")
     return best
 
 

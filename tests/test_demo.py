@@ -72,6 +72,7 @@ def test_demo_runs(tmp_path, capsys):
     np.testing.assert_allclose(ratios.sum(axis=1), 1.0, atol=1e-9)
     assert (tmp_path / "fit.png").stat().st_size > 1000
     assert (tmp_path / "ladder.png").stat().st_size > 1000
+    assert (tmp_path / "profile.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -135,3 +136,24 @@ def test_plot_specialisation_draws_one_curve_per_size():
     chin = mixopt.fit("chinchilla", load_ladder("demo"))
     with pytest.raises(MixoptError, match="needs a law of N, D and D_spec"):
         plot_specialisation(chin)
+
+
+def test_plot_profile_draws_the_objective_rise():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mixopt.fitting.figures import plot_profile
+    from mixopt.fitting.profile import profile
+
+    fit = mixopt.fit("chinchilla", load_ladder("demo"))
+    prof = profile(fit, "E", [1.0, 1.5, fit.params["E"]])
+    fig = plot_profile(prof, label="demo")
+    x, y = fig.axes[0].lines[0].get_data()
+    np.testing.assert_allclose(x, prof.index.to_numpy())
+    # the rise in % of the best objective, by hand; ~0 at the fitted E
+    np.testing.assert_allclose(y, 100 * np.maximum(prof["delta_objective"], 0) / fit.objective,
+                               rtol=1e-9, atol=1e-9)
+    assert y[-1] == pytest.approx(0.0, abs=1e-6) and y[0] > 1.0
+    with pytest.raises(MixoptError, match="needs the DataFrame"):
+        plot_profile(load_ladder("demo"))

@@ -8,7 +8,7 @@ import numpy as np
 
 from mixopt.errors import MixoptError
 
-__all__ = ["plot_fit", "plot_specialisation"]
+__all__ = ["plot_fit", "plot_specialisation", "plot_profile"]
 
 
 def plot_fit(fit: Any, *, ax: Any = None, n_curves: int | None = None) -> Any:
@@ -88,4 +88,33 @@ def plot_specialisation(fit: Any, *, D: float | None = None, ax: Any = None,
     ax.set_ylabel("loss")
     ax.set_title(title or f"{fit.law.name} fit at D = {D:.3g}: runs and iso-N curves")
     ax.legend(fontsize=7)
+    return fig
+
+
+def plot_profile(prof: Any, *, ax: Any = None, label: str | None = None,
+                 relative: bool = True) -> Any:
+    """Draw a profile from :func:`mixopt.fitting.profile.profile`: the rise of the objective
+    over the pinned values (in % of the best objective when ``relative``, else absolute), one
+    line per call (``label`` names it; call again with the same ``ax`` to overlay domains).
+    A flat line: the data hardly constrain the parameter. Returns the matplotlib Figure."""
+    import matplotlib.pyplot as plt
+
+    if not hasattr(prof, "index") or "delta_objective" not in getattr(prof, "columns", ()):
+        raise MixoptError("plot_profile needs the DataFrame returned by "
+                          "mixopt.fitting.profile.profile")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+    else:
+        fig = ax.figure
+    x = prof.index.to_numpy(dtype=float)
+    rise = np.maximum(prof["delta_objective"].to_numpy(dtype=float), 0.0)
+    if relative:
+        best = prof["objective"].to_numpy(dtype=float) - prof["delta_objective"].to_numpy()
+        rise = 100 * rise / np.where(best > 0, best, np.nan)
+    ax.plot(x, rise, marker="o", lw=1.2, label=label)
+    ax.set_xlabel(f"pinned {prof.index.name or 'value'}")
+    ax.set_ylabel("objective rise (% of the best fit)" if relative else "objective rise")
+    ax.set_title(f"profile over {prof.index.name or 'the pinned parameter'}")
+    if label is not None:
+        ax.legend(fontsize=8)
     return fig

@@ -289,6 +289,68 @@ def _generator(J: np.ndarray, rhs: np.ndarray, scale_cols: np.ndarray) -> np.nda
     return G
 
 
+def _stage(law: Law, theta: np.ndarray, X: Mapping[str, np.ndarray], var: str | None,
+           free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Jacobian ``(S, n, k)`` over the free parameters and the right-hand side of the
+    generator equation: ``1`` for the loss, ``-d f / d log v`` for variable ``v`` (central
+    differences in ``log v``; zeros stay zeros)."""
+    f, J = law.log_predict_raw_jac(theta, X)
+    if var is None:
+        return J[..., free], np.ones_like(f)
+    h = 1e-5
+    up, dn = dict(X), dict(X)
+    up[var], dn[var] = X[var] * np.exp(h), X[var] * np.exp(-h)
+    d = law.log_predict_raw(theta, up) - law.log_predict_raw(theta, dn)
+    return J[..., free], -d / (2 * h)
+
+
+def _generic_points(full: np.ndarray, free: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                    m: int = 24) -> np.ndarray:
+    """``m`` jittered copies of start rows, strictly inside the bounds (seed 0): generic points
+    where the Jacobian has full rank, unlike grid rows with an exponent at 0."""
+    rng = np.random.default_rng(0)
+    pts = full[rng.choice(full.shape[0], m)].copy()
+    t = pts[:, free] + rng.normal(0.0, 0.3, (m, free.size))
+    pad_lo = np.where(np.isfinite(lo), lo + 0.02 * (1.0 + np.abs(lo)), -np.inf)
+    pad_hi = np.where(np.isfinite(hi), hi - 0.02 * (1.0 + np.abs(hi)), np.inf)
+    pts[:, free] = np.clip(t, np.minimum(pad_lo, pad_hi), np.maximum(pad_lo, pad_hi))
+    return pts
+
+
+def _affine_generator(J: np.ndarray, rhs: np.ndarray, theta: np.ndarray,
+                      scale_cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The generator as an affine map of the parameters, ``G(theta) = M theta + c``, fitted by
+    least squares over generic points (``J (S, n, k)``, ``rhs (S, n)``, ``theta (S, k)``).
+
+    Built-in laws rescale affinely (``d log A = alpha d log N``), so the map found at points
+    where the generator is unique also serves grid rows where it is not (an exponent at 0).
+    Only scale rows of ``M, c`` are used when they solve it; otherwise all rows.
+    """
+    S, n, k = J.shape
+    ok = np.isfinite(J).all(axis=(1, 2)) & np.isfinite(rhs).all(axis=1)
+    M, c = np.zeros((k, k)), np.zeros(k)
+    if not ok.any():
+        return M, c
+    J, rhs, theta = J[ok], rhs[ok], theta[ok]
+    aug = np.concatenate([theta, np.ones((theta.shape[0], 1))], axis=1)  # (S, k + 1)
+    # J[s, i, j] * aug[s, l] -> unknown (j, l)
+    A = (J[:, :, :, None] * aug[:, None, None, :]).reshape(-1, k * (k + 1))
+    b = rhs.reshape(-1)
+    best = None
+    for rows in ([scale_cols] if scale_cols.any() else []) + [np.ones(k, bool)]:
+        cols = np.repeat(rows, k + 1)
+        sol = np.zeros(k * (k + 1))
+        sol[cols] = np.linalg.lstsq(A[:, cols], b, rcond=1e-10)[0]
+        err = float(np.max(np.abs(A @ sol - b)))
+        if err <= 1e-8 * (1.0 + float(np.max(np.abs(b)))):
+            best = sol
+            break
+        if best is None:
+            best = sol
+    W = best.reshape(k, k + 1)
+    return W[:, :k], W[:, k]
+
+
 def rescale_starts(problem: Problem, starts: np.ndarray, decades: Mapping[str, int],
                    *, tol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
     """Carry start points written for the reference units over to the data's units.
@@ -300,9 +362,14 @@ def rescale_starts(problem: Problem, starts: np.ndarray, decades: Mapping[str, i
     is found from the law itself, so that every law (custom ones included) is covered without
     declaring its units: the generator of a rescaling of variable ``v`` is the fit-space
     direction ``G`` with ``J G = -d f / d log v`` (``J G = 1`` for the loss), the min-norm
-    least-squares solution on a few runs; for laws whose scale parameters multiply powers of
+    least-squares solution on a few runs. For laws whose scale parameters multiply powers of
     the variables (every built-in law: ``A / N**alpha`` gives ``d log A = alpha d log N``) the
-    exponents do not move along it, so ``theta' = theta + log(c_v) G`` is exact. Each moved
+    exponents do not move along it and ``G`` is an affine function of the parameters, so
+    ``theta' = theta + log(c_v) G(theta)`` is exact; ``G`` is fitted as such a function at
+    generic (jittered) points, where it is unique, then applied to every start (a start with an
+    exponent at 0 leaves ``G`` undetermined by its own Jacobian). Where that fails, the
+    per-start min-norm solution is tried. Two Gauss-Newton corrections towards the target
+    curve remove the error of the finite-difference generators. Each moved
     start is checked on those runs (``|f(theta'; X) - f(theta; X_ref) - log c_L| <= tol``);
     a start that fails keeps its original value. Pinned parameters never move (a start whose
     curve needs them to move fails the check).
@@ -319,31 +386,36 @@ def rescale_starts(problem: Problem, starts: np.ndarray, decades: Mapping[str, i
     full[:, free] = starts
     theta = full.copy()
     scale_cols = np.array([law.parameters[i].log for i in free], dtype=bool)
+    lo, hi = problem.fit_bounds()
+    generic = _generic_points(full, free, lo, hi)
+    tracks = [theta, theta.copy()]  # affine generator from generic points; per-start one
     with np.errstate(all="ignore"):
         target = law.log_predict_raw(full, ref) + lc.get("loss", 0.0)
         cur = dict(ref)
         steps = [("loss", None)] if "loss" in lc else []
         steps += [(v, v) for v in law.variables if v in lc]
         for what, var in steps:
-            f, J = law.log_predict_raw_jac(theta, cur)
-            J = J[..., free]
-            if var is None:
-                rhs = np.ones_like(f)
-            else:  # -d f / d log v by central differences in log v (zeros stay zeros)
-                h = 1e-5
-                up, dn = dict(cur), dict(cur)
-                up[var], dn[var] = cur[var] * np.exp(h), cur[var] * np.exp(-h)
-                rhs = -(law.log_predict_raw(theta, up) - law.log_predict_raw(theta, dn)) / (2 * h)
-            G = _generator(J, rhs, scale_cols)
-            theta[:, free] += lc[what] * G
+            Jg, rg = _stage(law, generic, cur, var, free)
+            M, c = _affine_generator(Jg, rg, generic[:, free], scale_cols)
+            generic[:, free] += lc[what] * (generic[:, free] @ M.T + c)
+            tracks[0][:, free] += lc[what] * (tracks[0][:, free] @ M.T + c)
+            J, rhs = _stage(law, tracks[1], cur, var, free)
+            tracks[1][:, free] += lc[what] * _generator(J, rhs, scale_cols)
             if var is not None:
                 cur[var] = X[var]
-        got = law.log_predict_raw(theta, X)
-    lo, hi = problem.fit_bounds()
-    moved_free = theta[:, free]
-    inside = ((moved_free >= lo) & (moved_free <= hi)).all(axis=1)
-    good = np.isfinite(got).all(axis=1) & (np.max(np.abs(got - target), axis=1) <= tol) & inside
-    out = np.where(good[:, None], moved_free, starts)
+        out = starts.copy()
+        good = np.zeros(starts.shape[0], dtype=bool)
+        for th in tracks[::-1]:  # the affine track wins where both pass
+            for _ in range(2):  # Gauss-Newton corrections towards the target curve
+                f, J = law.log_predict_raw_jac(th, X)
+                th[:, free] += _generator(J[..., free], target - f, scale_cols)
+            got = law.log_predict_raw(th, X)
+            mf = th[:, free]
+            inside = ((mf >= lo) & (mf <= hi)).all(axis=1)
+            ok = np.isfinite(got).all(axis=1) & (np.max(np.abs(got - target), axis=1) <= tol)
+            ok &= inside
+            out[ok] = mf[ok]
+            good |= ok
     return out, good
 
 

@@ -150,7 +150,33 @@ def _bound_note(best: dict[str, Any], runs: Any, plan: Any) -> dict[str, Any]:
     print(pd.concat(tables).to_string(index=False))
     print("A flat objective means the ladder cannot tell these E apart; the spread of the last "
           "column is the extrapolation's uncertainty from E alone.")
+    _pinned_plan(best, on, profiles, plan)
     return profiles
+
+
+def _pinned_plan(best: dict[str, Any], on: dict[str, Any], profiles: dict[str, Any],
+                 plan: Any) -> None:
+    """The same split with E pinned at the middle of each domain's profile."""
+    import mixopt
+    from mixopt.errors import MixoptError
+    from mixopt.plan import split
+    from mixopt.plan.result import format_tokens
+
+    pins = {dom: float(prof.index[len(prof) // 2]) for dom, prof in profiles.items()}
+    fits = dict(best)
+    try:
+        for dom, E in pins.items():
+            f = on[dom]
+            fits[dom] = mixopt.fit(f.law, f.data, weights=f.weights, delta=f.delta,
+                                   bounds=f.bounds, fixed={**f.fixed, "E": E})
+        other = split(fits, plan.budget)
+    except MixoptError as exc:  # pragma: no cover - shown, not fatal
+        print(f"(the plan with E pinned could not be made: {exc})")
+        return
+    said = ", ".join(f"{d} {v:g}" for d, v in pins.items())
+    print(f"The same budget with E pinned ({said}): N = {format_tokens(other.N)} (was "
+          f"{format_tokens(plan.N)}), D = {format_tokens(other.D)} (was {format_tokens(plan.D)}),"
+          f" split fraction {other.split_fraction:.3f} (was {plan.split_fraction:.3f}).")
 
 
 def measured_part(args: argparse.Namespace, out: Path) -> dict:

@@ -60,6 +60,9 @@ def test_demo_runs(tmp_path, capsys):
     prof = re.findall(r"^\s*(prose|python|arithmetic)\s+([\d.]+)\s+([+-][\d.]+) %", out, re.M)
     assert len(prof) == 12 and all(float(rise) >= 0 for _, _, rise in prof)
     assert [e for d, e, _ in prof if d == "prose"][0] == "0.05"
+    # and what pinning E does to the plan: a different N for the same budget
+    m = re.search(r"The same budget with E pinned \(.*\): N = ([\d,]+) \(was 9,318\)", out)
+    assert m and m.group(1) != "9,318"
     # every fit is saved and loads back: the README's CLI commands run on these files
     fit = mixopt.load(tmp_path / "fit.json")
     assert abs(fit.params["alpha"] - DEMO_TRUTH["alpha"]) < 0.05

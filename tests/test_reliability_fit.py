@@ -64,7 +64,7 @@ CASES = {
                        "CA_web": 300.0, "CA_code": 150.0, "CA_math": 600.0, "CB_web": 400.0,
                        "CB_code": 800.0, "CB_math": 200.0, "C_web": 2.0, "C_code": 1.0,
                        "C_math": 0.5, "gamma_web": 0.5, "gamma_code": 0.3, "gamma_math": 0.8},
-                      mix_ladder(), [("loss", 1e4)]),
+                      mix_ladder(), [("loss", 1e-3)]),
     "mixing_chinchilla": ({"domains": DOMS},
                           {"E": 1.7, "alpha": 0.34, "beta": 0.28, "ta_web": 6.0,
                            "ta_code": 5.5, "ta_math": 6.5, "tb_web": 6.0, "tb_code": 6.8,

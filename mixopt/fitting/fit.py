@@ -12,11 +12,17 @@ import numpy as np
 
 from mixopt.errors import ConvergenceError, FitError
 from mixopt.fitting.engine import LMOptions, check_convergence, levenberg_marquardt, polish
-from mixopt.fitting.problem import Problem, make_starts, rescale_starts, unit_decades
+from mixopt.fitting.problem import (
+    Problem,
+    make_starts,
+    rescale_starts,
+    standardised,
+    unit_decades,
+)
 from mixopt.fitting.result import FitResult, IdentifiabilityWarning
 from mixopt.laws import Law
 
-__all__ = ["fit", "solve", "standardised"]
+__all__ = ["fit", "solve"]
 
 STATUS_MESSAGES = {
     0: "converged: the Gauss-Newton step at the optimum is negligible",
@@ -85,15 +91,6 @@ def solve(
         "nit": int(nit),
         "nfev": int(nfev),
     }
-
-
-def standardised(problem: Problem, decades: dict[str, int]) -> Problem:
-    """The problem in reference units: each column of ``decades`` divided by ``10**k``."""
-    data = problem.data.copy()
-    for col, k in decades.items():
-        data[col] = data[col] / 10.0 ** k
-    return Problem(law=problem.law, data=data, weights=problem.weights, delta=problem.delta,
-                   fixed=dict(problem.fixed), bounds=dict(problem.bounds))
 
 
 def _solve_standardised(

@@ -21,7 +21,7 @@ from mixopt.fitting.objective import Objective
 from mixopt.laws import LOG_LIMIT, Law, resolve
 
 __all__ = ["Problem", "check_delta", "make_starts", "UNIT_REFERENCE", "UNIT_COLUMNS",
-           "unit_decades", "rescale_starts"]
+           "unit_decades", "rescale_starts", "standardised"]
 
 #: The scales the built-in start grids are written for (Hoffmann et al. 2022's grid and the
 #: laws modelled on it): geometric means of the loss, the parameter count and the token counts
@@ -253,6 +253,15 @@ def unit_decades(problem: Problem) -> dict[str, int]:
         if abs(x) > 1.0:
             out.update({c: int(np.round(x)) for c in cols})
     return out
+
+
+def standardised(problem: Problem, decades: Mapping[str, int]) -> Problem:
+    """The problem in reference units: each column of ``decades`` divided by ``10**k``."""
+    data = problem.data.copy()
+    for col, k in decades.items():
+        data[col] = data[col] / 10.0 ** k
+    return Problem(law=problem.law, data=data, weights=problem.weights, delta=problem.delta,
+                   fixed=dict(problem.fixed), bounds=dict(problem.bounds))
 
 
 def _subset_runs(problem: Problem, m: int = 64) -> np.ndarray:

@@ -25,6 +25,23 @@ IDENT_RTOL = 1e-6
 IDENT_SE = 10.0
 
 
+def _identifiability_unit_free(problem: Problem, theta: np.ndarray) -> dict[str, Any]:
+    """:func:`identifiability` in reference units: fit-space singular values change under the
+    shear that a change of units induces (``log A -> log A + alpha log c``), so data more than
+    a decade from :data:`~mixopt.fitting.problem.UNIT_REFERENCE` are analysed after the same
+    standardisation :func:`mixopt.fit` solves under, and rescaled data get the same verdict."""
+    from mixopt.fitting.problem import rescale_starts, standardised, unit_decades
+
+    decades = unit_decades(problem)
+    if decades and not problem.fixed:
+        ref = standardised(problem, decades)
+        back, ok = rescale_starts(ref, np.asarray(theta, dtype=float)[None],
+                                  {c: -k for c, k in decades.items()})
+        if ok[0]:
+            return identifiability(ref, back[0])
+    return identifiability(problem, theta)
+
+
 class IdentifiabilityWarning(UserWarning):
     """A fit converged, but the data do not pin some parameters down (see
     :meth:`FitResult.identifiability`)."""
@@ -165,7 +182,8 @@ class FitResult:
         """The conditioning of the fit at its optimum: see :func:`identifiability` (computed
         once, from the stored data, so also after :func:`mixopt.load`)."""
         if "identifiability" not in self.extra:
-            self.extra["identifiability"] = identifiability(self.problem(), self.theta())
+            self.extra["identifiability"] = _identifiability_unit_free(self.problem(),
+                                                                       self.theta())
         return self.extra["identifiability"]
 
     @property

@@ -397,34 +397,57 @@ def rescale_starts(problem: Problem, starts: np.ndarray, decades: Mapping[str, i
     scale_cols = np.array([law.parameters[i].log for i in free], dtype=bool)
     lo, hi = problem.fit_bounds()
     generic = _generic_points(full, free, lo, hi)
-    tracks = [theta, theta.copy()]  # affine generator from generic points; per-start one
     with np.errstate(all="ignore"):
         target = law.log_predict_raw(full, ref) + lc.get("loss", 0.0)
-        cur = dict(ref)
         steps = [("loss", None)] if "loss" in lc else []
         steps += [(v, v) for v in law.variables if v in lc]
+
+        def check(th: np.ndarray) -> np.ndarray:
+            got = law.log_predict_raw(th, X)
+            mf = th[:, free]
+            ok = np.isfinite(got).all(axis=1) & (np.max(np.abs(got - target[rows]), axis=1)
+                                                 <= tol)
+            return ok & ((mf >= lo) & (mf <= hi)).all(axis=1)
+
+        def correct(th: np.ndarray) -> np.ndarray:
+            for _ in range(2):  # Gauss-Newton corrections towards the target curve
+                f, J = law.log_predict_raw_jac(th, X)
+                th[:, free] += _generator(J[..., free], target[rows] - f, scale_cols)
+            return th
+
+        # 1. the affine generator fitted at generic points (cheap: one map for every start)
+        cur = dict(ref)
+        th = theta.copy()
         for what, var in steps:
             Jg, rg = _stage(law, generic, cur, var, free)
             M, c = _affine_generator(Jg, rg, generic[:, free], scale_cols)
             generic[:, free] += lc[what] * (generic[:, free] @ M.T + c)
-            tracks[0][:, free] += lc[what] * (tracks[0][:, free] @ M.T + c)
-            J, rhs = _stage(law, tracks[1], cur, var, free)
-            tracks[1][:, free] += lc[what] * _generator(J, rhs, scale_cols)
+            th[:, free] += lc[what] * (th[:, free] @ M.T + c)
             if var is not None:
                 cur[var] = X[var]
+        rows = np.arange(th.shape[0])
         out = starts.copy()
-        good = np.zeros(starts.shape[0], dtype=bool)
-        for th in tracks[::-1]:  # the affine track wins where both pass
-            for _ in range(2):  # Gauss-Newton corrections towards the target curve
-                f, J = law.log_predict_raw_jac(th, X)
-                th[:, free] += _generator(J[..., free], target - f, scale_cols)
-            got = law.log_predict_raw(th, X)
-            mf = th[:, free]
-            inside = ((mf >= lo) & (mf <= hi)).all(axis=1)
-            ok = np.isfinite(got).all(axis=1) & (np.max(np.abs(got - target), axis=1) <= tol)
-            ok &= inside
-            out[ok] = mf[ok]
-            good |= ok
+        good = check(th)
+        # 2. corrections, then 3. the per-start generator, only where still needed
+        for attempt in ("correct", "per-start"):
+            rows = np.flatnonzero(~good)
+            if rows.size == 0:
+                break
+            if attempt == "correct":
+                t2 = correct(th[rows].copy())
+            else:
+                t2 = theta[rows].copy()
+                cur = dict(ref)
+                for what, var in steps:
+                    J, rhs = _stage(law, t2, cur, var, free)
+                    t2[:, free] += lc[what] * _generator(J, rhs, scale_cols)
+                    if var is not None:
+                        cur[var] = X[var]
+                t2 = correct(t2)
+            ok = check(t2)
+            th[rows[ok]] = t2[ok]
+            good[rows[ok]] = True
+        out[good] = th[good][:, free]
     return out, good
 
 
@@ -455,7 +478,7 @@ def make_starts(problem: Problem, grid: Any, seed: int | np.random.Generator | N
         starts = _unique_rows(full[:, free])
         decades = unit_decades(problem)
         if decades:
-            starts, _ = rescale_starts(problem, starts, decades)
+            starts, _ = rescale_starts(problem, starts, decades, tol=1e-5)
         if grid is not None:
             m = int(grid)
             if m < 1:

@@ -181,6 +181,12 @@ def test_tampered_model_file_is_refused(tmp_path):
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         with pytest.raises(MixoptError):
             mm.load(tmp_path / "bad.json")
+    for value in (None, [0.1, 0.2], [float("nan")] * 4, "x"):
+        bad = json.loads(path.read_text())
+        bad["surrogates"]["val_web"]["state"]["w"] = value
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(DataError, match="state 'w'"):
+            mm.load(tmp_path / "bad.json")
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(DataError, match="cannot read"):
         mm.load(tmp_path / "bad.json")

@@ -163,6 +163,13 @@ class _MixtureLaw(Law):
             rows.append(theta)
         return np.asarray(rows)
 
+    def log_predict_raw(self, theta, X):
+        return self._parts(np.asarray(theta, dtype=float), X)[0]
+
+    def _log_loss(self, p, X):  # not used: log_predict_raw works on theta directly
+        theta = np.stack([p[n] for n in self.param_names], axis=-1)[..., 0, :]
+        return self._parts(theta, X)[0]
+
     @staticmethod
     def _log_h(H: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):
@@ -236,12 +243,6 @@ class MixtureAdditive(_MixtureLaw):
         f, s = _lse(np.stack(np.broadcast_arrays(*T), axis=-1))
         return f, s, q, lN, lD, lh
 
-    def _log_loss(self, p, X):
-        theta = np.stack([p[n] for n in self.param_names], axis=-1)[..., 0, :]
-        return self._parts(theta, X)[0]
-
-    def log_predict_raw(self, theta, X):
-        return self._parts(np.asarray(theta, dtype=float), X)[0]
 
     def log_predict_raw_jac(self, theta, X):
         theta = np.asarray(theta, dtype=float)
@@ -308,12 +309,6 @@ class MixtureJoint(_MixtureLaw):
         f, s = _lse(np.stack(np.broadcast_arrays(*T), axis=-1))
         return f, s, (LA, qa, LB, qb, q), lN, lD, lh, gN, gD
 
-    def _log_loss(self, p, X):
-        theta = np.stack([p[n] for n in self.param_names], axis=-1)[..., 0, :]
-        return self._parts(theta, X)[0]
-
-    def log_predict_raw(self, theta, X):
-        return self._parts(np.asarray(theta, dtype=float), X)[0]
 
     def log_predict_raw_jac(self, theta, X):
         theta = np.asarray(theta, dtype=float)
@@ -368,12 +363,6 @@ class MixingChinchilla(_MixtureLaw):
         f, s = _lse(np.stack(np.broadcast_arrays(*T), axis=-1))
         return f, s, H, lN, lD
 
-    def _log_loss(self, p, X):
-        theta = np.stack([p[n] for n in self.param_names], axis=-1)[..., 0, :]
-        return self._parts(theta, X)[0]
-
-    def log_predict_raw(self, theta, X):
-        return self._parts(np.asarray(theta, dtype=float), X)[0]
 
     def log_predict_raw_jac(self, theta, X):
         theta = np.asarray(theta, dtype=float)

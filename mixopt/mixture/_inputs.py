@@ -25,7 +25,8 @@ import pandas as pd
 from mixopt.errors import DataError, InfeasiblePlanError, MixtureError
 
 __all__ = ["SIMPLEX_TOL", "ROUNDING", "Target", "check_ratios", "check_metrics", "align",
-           "parse_target", "domain_vector", "check_bounds", "rng_from"]
+           "parse_target", "domain_vector", "check_bounds", "rng_from", "int_seed", "number",
+           "count"]
 
 #: Rows whose sum is within ``max(SIMPLEX_TOL, K * ROUNDING)`` of 1 are renormalised (with a
 #: warning); others are refused. Weights printed with 3 decimals (RegMix's release) move a row's
@@ -308,11 +309,42 @@ def check_bounds(caps: np.ndarray | None, floors: np.ndarray | None, domains: Se
 
 
 def rng_from(seed: Any) -> np.random.Generator:
+    """A Generator from a non-negative int seed, or the Generator itself."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or isinstance(seed, bool):
-        raise MixtureError(f"seed must be an int or a numpy Generator, got {seed!r}")
-    try:
-        return np.random.default_rng(int(seed))
-    except (TypeError, ValueError):
-        raise MixtureError(f"seed must be an int or a numpy Generator, got {seed!r}") from None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise MixtureError(
+            f"seed must be a non-negative int or a numpy.random.Generator, got {seed!r}"
+        )
+    return np.random.default_rng(int(seed))
+
+
+def int_seed(seed: Any) -> int:
+    """An int seed (for libraries that take one, e.g. scikit-learn): the seed itself, or one
+    drawn from the Generator."""
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**31 - 1))
+    rng_from(seed)  # validates
+    return int(seed)
+
+
+def number(value: Any, name: str, *, low: float = -np.inf, high: float = np.inf,
+           low_open: bool = False, high_open: bool = False) -> float:
+    """A finite real in the given interval, else :class:`MixtureError` naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise MixtureError(f"{name} must be a number, got {value!r}")
+    x = float(value)
+    ok = np.isfinite(x) and (x > low if low_open else x >= low) and (
+        x < high if high_open else x <= high)
+    if not ok:
+        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+        raise MixtureError(f"{name} must be finite and in {lo}{low}, {high}{hi}, got {value!r}")
+    return x
+
+
+def count(value: Any, name: str, minimum: int = 1) -> int:
+    """An integer >= ``minimum`` (booleans refused), else :class:`MixtureError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise MixtureError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)

@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from mixopt.errors import DataError, MixtureError
-from mixopt.mixture._inputs import align, check_metrics, check_ratios, parse_target, rng_from
+from mixopt.mixture._inputs import (
+    align,
+    check_metrics,
+    check_ratios,
+    int_seed,
+    parse_target,
+    rng_from,
+)
 from mixopt.mixture.model import _fit, scores
 from mixopt.mixture.surrogates import SURROGATES, make
 
@@ -93,6 +100,7 @@ def cross_validate(
     if n - int(np.ceil(n / folds)) < need:
         raise DataError(f"{n} runs in {folds} folds leave too few training runs for "
                         f"{need} parameters")
+    fit_seed = int_seed(seed)  # an int seed is the folds' fit seed, as in mixture.fit
     perm = rng_from(seed).permutation(n)
     splits = np.array_split(perm, folds)
     jobs = []
@@ -100,7 +108,7 @@ def cross_validate(
         for k in range(folds):
             test = np.sort(splits[k])
             train = np.sort(np.concatenate([splits[j] for j in range(folds) if j != k]))
-            jobs.append(delayed(_task)(R, M, tgt, m, dict(options.get(m, {})), int(seed),
+            jobs.append(delayed(_task)(R, M, tgt, m, dict(options.get(m, {})), fit_seed,
                                        train, test))
     out = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
     preds = {m: np.full((n, len(tgt.columns)), np.nan) for m in models}

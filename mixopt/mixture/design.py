@@ -45,7 +45,6 @@ domain at ``alpha = 0.1``) neither underflow to an all-zero row nor lose mass.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -55,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from mixopt.errors import InfeasiblePlanError, MixtureError
+from mixopt.mixture._inputs import count, number, rng_from
 
 __all__ = ["caps", "design", "write_configs", "DEFAULT_CONCENTRATIONS"]
 
@@ -103,40 +103,11 @@ def _series(obj: Any, name: str, *, min_len: int = 1) -> pd.Series:
     return pd.Series(values, index=pd.Index(list(s.index), dtype=object), dtype=np.float64)
 
 
-def _number(value: Any, name: str, *, low: float = -math.inf, high: float = math.inf,
-            low_open: bool = False, high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise MixtureError(f"{name} must be a number, got {value!r}")
-    x = float(value)
-    ok = np.isfinite(x) and (x > low if low_open else x >= low) and (
-        x < high if high_open else x <= high)
-    if not ok:
-        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-        raise MixtureError(f"{name} must be finite and in {lo}{low}, {high}{hi}, got {value!r}")
-    return x
-
-
-def _count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise MixtureError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _rng(seed: Any) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise MixtureError(
-            f"seed must be a non-negative int or a numpy.random.Generator, got {seed!r}"
-        )
-    return np.random.default_rng(int(seed))
-
-
 def _grid(round_to: float | None) -> int | None:
     """Number of grid units in 1 (``1 / round_to``), which must be an integer."""
     if round_to is None:
         return None
-    step = _number(round_to, "round_to", low=0.0, high=1.0, low_open=True)
+    step = number(round_to, "round_to", low=0.0, high=1.0, low_open=True)
     units = round(1.0 / step)
     if abs(units * step - 1.0) > 1e-9:
         raise MixtureError(
@@ -184,7 +155,7 @@ def _upper_bounds(share: pd.Series, max_ratio: float | None, caps_: Any,
                 f"mixture satisfies them; raise some caps"
             )
     if max_ratio is not None:
-        r = _number(max_ratio, "max_ratio", low=0.0, low_open=True)
+        r = number(max_ratio, "max_ratio", low=0.0, low_open=True)
         upper = np.minimum(upper, r * share.to_numpy())
         if upper.sum() < 1.0 - _TOL:
             raise InfeasiblePlanError(
@@ -290,8 +261,8 @@ def caps(tokens: Mapping[str, float] | pd.Series, target_tokens: float,
         ``design(..., caps=...)`` or to the optimiser.
     """
     t = _series(tokens, "tokens")
-    target = _number(target_tokens, "target_tokens", low=0.0, low_open=True)
-    epochs = _number(max_epochs, "max_epochs", low=0.0, low_open=True)
+    target = number(target_tokens, "target_tokens", low=0.0, low_open=True)
+    epochs = number(max_epochs, "max_epochs", low=0.0, low_open=True)
     out = (t * epochs / target).clip(upper=1.0)
     out.index.name = "domain"
     return out.rename("cap")
@@ -371,15 +342,15 @@ def design(prior: Mapping[str, float] | pd.Series, n_runs: int, *,
         raise MixtureError(f"prior must have a positive sum, got {share.to_dict()!r}")
     share = share / total
     domains = list(share.index)
-    n_runs = _count(n_runs, "n_runs")
-    oversample = _count(oversample, "oversample")
-    temperature = _number(temperature, "temperature", low=0.0)
+    n_runs = count(n_runs, "n_runs")
+    oversample = count(oversample, "oversample")
+    temperature = number(temperature, "temperature", low=0.0)
     conc = _concentrations(concentrations)
-    min_weight = _number(min_weight, "min_weight", low=0.0, high=1.0, high_open=True)
+    min_weight = number(min_weight, "min_weight", low=0.0, high=1.0, high_open=True)
     units = _grid(round_to)
     upper = _upper_bounds(share, max_ratio, caps, units)
     group_cols = _groups(groups, domains)
-    min_distance = _number(min_distance, "min_distance", low=0.0)
+    min_distance = number(min_distance, "min_distance", low=0.0)
     start = 0
     ex = None
     if existing is not None:
@@ -392,7 +363,7 @@ def design(prior: Mapping[str, float] | pd.Series, n_runs: int, *,
             start = int(max(ids)) + 1
         else:
             start = len(ids)
-    rng = _rng(seed)
+    rng = rng_from(seed)
 
     n_cand = n_runs * oversample
     if n_cand * len(domains) > _MAX_CELLS:

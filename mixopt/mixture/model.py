@@ -25,8 +25,8 @@ from mixopt.mixture._inputs import (
     align,
     check_metrics,
     check_ratios,
+    int_seed,
     parse_target,
-    rng_from,
 )
 from mixopt.mixture.surrogates import SURROGATES, Surrogate, make
 
@@ -228,7 +228,7 @@ def fit(ratios: Any, metrics: Any, *, target: Any, model: str = "loglinear", see
     if not isinstance(model, str) or model not in SURROGATES:
         raise MixtureError(f"unknown mixture model {model!r}; choose one of {sorted(SURROGATES)}")
     make(model, options)  # options checked before any work
-    rng_from(seed)
+    seed = int_seed(seed)
     R = check_ratios(ratios)
     R, M = align(R, check_metrics(metrics))
     tgt = parse_target(target, M.columns)
@@ -236,7 +236,7 @@ def fit(ratios: Any, metrics: Any, *, target: Any, model: str = "loglinear", see
     if len(R) < need:
         raise DataError(f"{len(R)} runs are fewer than the {need} parameters of a {model!r} "
                         f"surrogate on {R.shape[1]} domains")
-    return _fit(R, M, tgt, model, dict(options), int(seed))
+    return _fit(R, M, tgt, model, dict(options), seed)
 
 
 def load(path: str | Path) -> MixtureModel:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from mixopt.errors import MixtureError
-from mixopt.mixture._inputs import check_bounds, domain_vector, rng_from
+from mixopt.mixture._inputs import check_bounds, count, domain_vector, number, rng_from
 from mixopt.mixture.model import MixtureModel
 from mixopt.mixture.simplex import project_euclidean, project_kl
 from mixopt.mixture.surrogates import ExpLinear, Linear
@@ -180,7 +180,8 @@ def _solve_convex(model: MixtureModel, lo: np.ndarray, hi: np.ndarray, kl: float
     K = len(model.domains)
     x = cp.Variable(K)
     terms = []
-    scale = float(np.mean(np.abs(model.target_values(model.metrics))))
+    cols = list(model.target.columns)  # the model's own metrics: already validated
+    scale = float(np.mean(np.abs(model.target.combine(model.metrics[cols].to_numpy()))))
     for m in model.target.columns:
         s = model.surrogates[m]
         if isinstance(s, ExpLinear):
@@ -297,12 +298,6 @@ def _solve_search(model: MixtureModel, centre: np.ndarray, lo: np.ndarray, hi: n
 
 
 # ---------------------------------------------------------------------- entry point
-def _check_positive_int(v: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise MixtureError(f"{name} must be an integer >= {minimum}, got {v!r}")
-    return int(v)
-
-
 def _solve(model: MixtureModel, method: str, lo: np.ndarray, hi: np.ndarray, kl: float,
            prior: np.ndarray | None, rng: np.random.Generator, opts: dict[str, Any]
            ) -> tuple[np.ndarray, int, str]:
@@ -382,14 +377,7 @@ def optimize(
         if prior_v.sum() <= 0:
             raise MixtureError("prior must have a positive total")
         prior_v = prior_v / prior_v.sum()
-    if isinstance(kl, bool):
-        raise MixtureError(f"kl must be a number >= 0, got {kl!r}")
-    try:
-        kl = float(kl)
-    except (TypeError, ValueError):
-        raise MixtureError(f"kl must be a number >= 0, got {kl!r}") from None
-    if not np.isfinite(kl) or kl < 0:
-        raise MixtureError(f"kl must be a finite number >= 0, got {kl!r}")
+    kl = number(kl, "kl", low=0.0)
     if kl > 0 and prior_v is None:
         raise MixtureError("kl > 0 needs a prior (the mixture the KL term pulls toward)")
     convex_ok = all(isinstance(s, (ExpLinear, Linear)) for s in model.surrogates.values())
@@ -401,13 +389,13 @@ def optimize(
     if method in ("convex", "mirror") and not convex_ok:
         raise MixtureError(f"method {method!r} needs a smooth parametric surrogate (mixing, "
                            f"loglinear, linear); {model.model!r} is searched by sampling")
-    opts = {"n_samples": _check_positive_int(n_samples, "n_samples"),
-            "top_k": _check_positive_int(top_k, "top_k"),
-            "rounds": _check_positive_int(rounds, "rounds"),
-            "max_iter": _check_positive_int(max_iter, "max_iter"), "tol": float(tol)}
-    n_boot = _check_positive_int(n_boot, "n_boot", 0)
-    if not isinstance(level, (float, int)) or isinstance(level, bool) or not 0 < level < 1:
-        raise MixtureError(f"level must be in (0, 1), got {level!r}")
+    opts = {"n_samples": count(n_samples, "n_samples"),
+            "top_k": count(top_k, "top_k"),
+            "rounds": count(rounds, "rounds"),
+            "max_iter": count(max_iter, "max_iter"),
+            "tol": number(tol, "tol", low=0.0, low_open=True)}
+    n_boot = count(n_boot, "n_boot", 0)
+    level = number(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
     rng = rng_from(seed)
     x, status, msg = _solve(model, method, lo, hi, kl, prior_v, rng, opts)
     ok = status == 0 and bool(np.isfinite(x).all())

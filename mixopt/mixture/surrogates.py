@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mixopt.errors import FitError, MixtureError
+from mixopt.errors import DataError, FitError, MixtureError
 
 __all__ = ["Surrogate", "ExpLinear", "Linear", "GBM", "GP", "SURROGATES", "make"]
 
@@ -79,13 +79,44 @@ class Surrogate:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "options": self.options, "state": _jsonable(self.state)}
 
+    #: state entries that must be finite vectors of one value per domain (parametric models)
+    vector_state: ClassVar[tuple[str, ...]] = ()
+    scalar_state: ClassVar[tuple[str, ...]] = ()
+
     def restore(self, state: dict[str, Any], R: np.ndarray, y: np.ndarray, seed: int) -> None:
-        """Rebuild from :meth:`to_dict`'s state (and the training data, for non-parametric ones)."""
-        self.state = {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v)
-                      for k, v in state.items()}
+        """Rebuild from :meth:`to_dict`'s state (and the training data, for non-parametric ones);
+        a tampered state is refused with a DataError naming the entry."""
+        if not isinstance(state, dict):
+            raise DataError(f"surrogate {self.name!r}: state must be a mapping")
+        out = dict(state)
+        K = R.shape[1]
+        for key in self.vector_state:
+            v = _finite(state.get(key), f"surrogate {self.name!r} state {key!r}")
+            if v.shape != (K,):
+                raise DataError(f"surrogate {self.name!r} state {key!r} has shape {v.shape}, "
+                                f"expected ({K},) (one value per domain)")
+            out[key] = v
+        for key in self.scalar_state:
+            v = _finite(state.get(key), f"surrogate {self.name!r} state {key!r}")
+            if v.shape != ():
+                raise DataError(f"surrogate {self.name!r} state {key!r} must be a number")
+            out[key] = float(v)
+        self.state = out
 
     def describe(self, domains: list[str]) -> str:
         return ""
+
+
+def _finite(value: Any, what: str) -> np.ndarray:
+    if value is None or isinstance(value, (bool, str)):
+        raise DataError(f"{what} is missing or not numeric: {value!r:.60}")
+    try:
+        v = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise DataError(f"{what} is not numeric: {value!r:.60}") from None
+    if not np.isfinite(v).all():
+        raise DataError(f"{what} has non-finite values")
+    return v
 
 
 def _jsonable(obj: Any) -> Any:
@@ -105,6 +136,8 @@ class ExpLinear(Surrogate):
 
     convex = True
     smooth = True
+    vector_state = ("t",)
+    scalar_state = ("c",)
 
     @property
     def c(self) -> float:
@@ -206,6 +239,7 @@ class Linear(Surrogate):
     name = "linear"
     convex = True
     smooth = True
+    vector_state = ("w",)
     defaults: ClassVar[dict[str, Any]] = {}
 
     @classmethod
@@ -344,7 +378,11 @@ class GP(Surrogate):
 
     def restore(self, state: dict[str, Any], R: np.ndarray, y: np.ndarray, seed: int) -> None:
         gpr = self._gpr(R.shape[1], seed)
-        kernel = gpr.kernel.clone_with_theta(np.asarray(state["theta"], dtype=float))
+        theta = _finite(state.get("theta"), "surrogate 'gp' state 'theta'")
+        if theta.shape != gpr.kernel.theta.shape:
+            raise DataError(f"surrogate 'gp' state 'theta' has shape {theta.shape}, expected "
+                            f"{gpr.kernel.theta.shape}")
+        kernel = gpr.kernel.clone_with_theta(theta)
         self._model = self._gpr(R.shape[1], seed, kernel).fit(R, np.log(y))
         self.state = {"theta": np.asarray(state["theta"], dtype=float)}
 

@@ -168,7 +168,14 @@ def test_bounds_are_respected():
     assert res.success
     # the report names the parameter held by its bound, and only that one
     assert res.at_bounds() == ["alpha"]
-    assert "on a bound (not pinned down by the data): alpha" in res.summary()
+    text = res.summary()
+    assert "on a bound (not pinned down by the data): alpha" in text
+    # ... says which bound and what to do about it, with calls that work as written
+    assert "alpha = 0.3 sits on its upper bound" in text
+    assert "fixed={'alpha': value}" in text and "bounds={'alpha': (low, high)}" in text
+    from mixopt.fitting.profile import profile
+    prof = profile(res, "alpha", [0.3, 0.25])
+    assert len(prof) == 2
     free = mixopt.fit("chinchilla", ladder(), grid=100)
     assert free.at_bounds() == [] and "on a bound" not in free.summary()
 

@@ -293,6 +293,24 @@ class FitResult:
                     break
         return out
 
+    def _bound_advice(self, edge: list[str]) -> list[str]:
+        """Plain-language lines on what parameters on a bound mean and how to act on them."""
+        out = []
+        for name in edge:
+            v = self.params[name]
+            lo, hi = self.bounds[name]
+            side = "lower" if abs(v - lo) <= abs(v - hi) else "upper"
+            out.append(
+                f"  {name} = {v:.4g} sits on its {side} bound: the runs do not determine it "
+                "inside its bounds, so losses predicted beyond the data's range (and plans made "
+                "from them) rest on the bound, not on the data.")
+        name = edge[0]
+        out.append(
+            f"  Pin it, mixopt.fit(law, runs, fixed={{{name!r}: value}}), or widen it, "
+            f"bounds={{{name!r}: (low, high)}}; mixopt.fitting.profile.profile(fit, {name!r}, "
+            "values) shows how much worse the fit gets at each pinned value.")
+        return out
+
     def summary(self) -> str:
         """A readable report: parameters with bounds and pinned flags, fit quality, convergence."""
         lines = [
@@ -310,6 +328,7 @@ class FitResult:
         edge = self.at_bounds()
         if edge:
             lines.append(f"on a bound (not pinned down by the data): {', '.join(edge)}")
+            lines += self._bound_advice(edge)
         ident = self.identifiability()
         if not ident["identified"]:
             lines.append(

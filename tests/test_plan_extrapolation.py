@@ -59,7 +59,10 @@ def test_compute_optimal_extrapolation_records(chin_fit):
     assert 1e7 < inside.N < 1e9 and 1e9 < inside.D < 1e11
     assert extrapolation(inside, chin_fit) == []
     assert "within the range" in describe([])
-    assert plan.compute_optimal(chin_fit, 1e21).to_dict()["extrapolation"] is None
+    # the library fills the field itself; a fit without data (a tuple) is "not checked"
+    assert plan.compute_optimal(chin_fit, [1e18, 1e22]).extrapolation == recs
+    assert plan.compute_optimal(("chinchilla", HOFF), 1e21).to_dict()["extrapolation"] is None
+    assert "not checked" in plan.compute_optimal(("chinchilla", HOFF), 1e21).summary()
 
 
 def _spec_fit(base, K):
@@ -113,3 +116,114 @@ def test_specialisation_beyond_runs_without_any(chin_fit):
     assert recs["D_spec[math]"]["ratio"] is None
     assert "where every run has D_spec = 0" in describe(list(recs.values()))
     json.dumps(list(recs.values()), allow_nan=False)  # strict JSON: no infinite ratio
+
+
+# ------------------------------------------------------------------ filled in by the library
+class _Fitted:
+    """A fit as the planners see it (law, params) plus the runs it was made on."""
+
+    def __init__(self, law, params, data, weights=None):
+        self.law, self.params, self.data = law, params, data
+        self.weights = np.ones(len(data)) if weights is None else np.asarray(weights)
+
+
+def test_split_from_the_library_states_its_extrapolation(chin_fit):
+    fits = {"code": _spec_fit(chin_fit, 1e3), "math": _spec_fit(chin_fit, 50.0)}
+    p = plan.split(fits, 1e23, baselines=False)
+    by = {r["variable"]: r for r in p.extrapolation}
+    assert set(by) == {"N", "D", "D_spec[code]", "D_spec[math]"}
+    assert by["N"]["ratio"] == pytest.approx(p.N / 1e9, rel=1e-12)
+    assert by["D"]["ratio"] == pytest.approx(p.D / 1e11, rel=1e-12)
+    assert by["D_spec[code]"]["ratio"] == pytest.approx(p.D_spec["code"] / 1e9, rel=1e-12)
+    assert f"{by['N']['ratio']:.3g}x the largest" in p.summary()
+    assert json.loads(json.dumps(p.to_dict()))["extrapolation"][0]["variable"] == "N"
+    # a run of weight 0 does not widen the range; fits as tuples: not checked
+    assert plan.split({k: (f.law, f.params) for k, f in fits.items()}, 1e23,
+                      baselines=False).extrapolation is None
+    fr = plan.frontier(fits, [1e15, 1e23])
+    at = {(r["budget"], r["variable"]): r for r in fr.extrapolation}
+    assert at[(1e15, "N")]["side"] == "below"
+    assert at[(1e15, "N")]["ratio"] == pytest.approx(fr.frame["N"].iloc[0] / 1e7, rel=1e-12)
+    assert at[(1e23, "N")]["ratio"] == pytest.approx(fr.frame["N"].iloc[1] / 1e9, rel=1e-12)
+    assert "EXTRAPOLATION" in fr.summary() and json.dumps(fr.to_dict(), allow_nan=False)
+
+
+def test_best_loss_budget_for_loss_and_bootstrap_state_extrapolation(chin_fit):
+    from types import SimpleNamespace
+
+    b = plan.best_loss_at(chin_fit, 1e22, N=5e10)
+    n = [r for r in b.extrapolation if r["variable"] == "N"][0]
+    assert n["value"] == pytest.approx(5e10) and n["ratio"] == pytest.approx(50.0)
+    t = plan.budget_for_loss(chin_fit, 2.2)
+    assert t.extrapolation == extrapolation(t, chin_fit)
+    # a bootstrap: the point fit carries the data; the point plan's numbers are checked
+    samples = pd.DataFrame([chin_fit.params] * 3)
+    boot = SimpleNamespace(law=chin_fit.law, samples=samples, fit=chin_fit)
+    dist = plan.compute_optimal(boot, [1e19, 1e22])
+    recs = {(r["budget"], r["variable"]): r for r in dist.extrapolation}
+    assert (1e19, "N") not in recs
+    assert recs[(1e22, "N")]["ratio"] == pytest.approx(dist.N[1] / 1e9, rel=1e-12)
+    assert "EXTRAPOLATION" in dist.summary()
+    assert dist.to_dict()["extrapolation"] == dist.extrapolation
+
+
+def _mixture_fits():
+    law = mixopt.laws.get("mixing_chinchilla", domains=["web", "code"])
+    p1 = {"E": 1.8, "alpha": 0.34, "beta": 0.28, "ta_web": 6.0, "ta_code": 6.2,
+          "tb_web": 5.8, "tb_code": 6.6}
+    p2 = {"E": 1.5, "alpha": 0.34, "beta": 0.28, "ta_web": 6.3, "ta_code": 5.9,
+          "tb_web": 6.9, "tb_code": 5.6}
+    h = np.array([0.3, 0.5, 0.7, 0.3, 0.5, 0.7])
+    data = pd.DataFrame({"N": np.repeat([1e7, 1e8], 3), "D": np.repeat([1e9, 2e9], 3),
+                         "web": h, "code": 1 - h})
+    data["loss"] = law.predict(p1, data)
+    return {"web_val": _Fitted(law, p1, data), "code_val": _Fitted(law, p2, data)}
+
+
+def test_mixture_plans_state_their_extrapolation():
+    fits = _mixture_fits()
+    a = plan.mixture(fits, N=1e10, D=2e9, weights={"web_val": 0.0, "code_val": 1.0})
+    by = {r["variable"]: r for r in a.extrapolation}
+    assert by["N"]["ratio"] == pytest.approx(1e10 / 1e8) and by["N"]["side"] == "above"
+    assert "D" not in by  # D = 2e9 is the largest D in the data: inside
+    for dom, (lo, hi) in {"web": (0.3, 0.7), "code": (0.3, 0.7)}.items():
+        w = float(a.weights[dom])
+        key = f"h[{dom}]"
+        assert (key in by) == (w < lo - 1e-9 or w > hi + 1e-9)
+        if key in by:
+            ref = lo if w < lo else hi
+            assert by[key]["ratio"] == pytest.approx(w / ref, rel=1e-12)
+            assert by[key]["data_min"] == pytest.approx(lo)
+    assert any(k.startswith("h[") for k in by)  # this target's optimum leaves the swarm
+    assert by["h[web]"]["value"] == 0.0 and by["h[web]"]["ratio"] == 0.0  # unused: below
+    assert "extrapolates: N 1e+10 > largest fitted N 1e+08 (x100)" in a.summary()
+    assert "weight h[code] = 1 is 1.43x the largest" in describe(a.extrapolation)
+    assert json.loads(json.dumps(a.to_dict(), allow_nan=False))["extrapolation"] == \
+        json.loads(json.dumps(a.extrapolation))
+    # a budget plan carries its budget in each record; the path collects them
+    path = plan.mixture_path(fits, [1e19, 1e21])
+    assert {r["budget"] for r in path.extrapolation} <= {1e19, 1e21}
+    assert "EXTRAPOLATION" in path.summary()
+    tup = {k: (f.law, f.params) for k, f in fits.items()}
+    assert plan.mixture(tup, N=1e10, D=2e9).extrapolation is None
+
+
+def test_mixture_split_states_its_extrapolation():
+    mix = _mixture_fits()
+    N = np.repeat([1e7, 1e8], 3)
+    d = pd.DataFrame({"N": N, "D": np.tile([1e9, 1e9, 1e10], 2),
+                      "D_spec": np.tile([0.0, 1e8, 1e8], 2)})
+    tr = mixopt.laws.get("transfer")
+    ps = {"web_val": dict(E=1.8, A=400.0, B=400.0, alpha=0.34, beta=0.28, K=1e3, rho=0.7),
+          "code_val": dict(E=1.5, A=400.0, B=900.0, alpha=0.34, beta=0.28, K=50.0, rho=0.8)}
+    split = {k: _Fitted(tr, p, d.assign(loss=tr.predict(p, d))) for k, p in ps.items()}
+    p = plan.mixture_split(mix, split, 1e21)
+    by = {r["variable"]: r for r in p.extrapolation}
+    assert p.N > 1e8 and by["N"]["ratio"] == pytest.approx(p.N / 1e8, rel=1e-12)
+    for k in ps:
+        if p.D_spec[k] > 1e8:
+            assert by[f"D_spec[{k}]"]["ratio"] == pytest.approx(p.D_spec[k] / 1e8, rel=1e-12)
+        de = p.D_eff[k]
+        assert (f"D_eff[{k}]" in by) == (de > 1e10 or de < 1e9)
+    assert "EXTRAPOLATION" in p.summary()
+    assert p.to_dict()["extrapolation"] == p.extrapolation

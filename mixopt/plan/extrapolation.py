@@ -13,12 +13,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mixopt.errors import PlanError
 
-__all__ = ["extrapolation", "describe", "data_range"]
+__all__ = ["extrapolation", "describe", "data_range", "attach", "mixture_records",
+           "mixture_split_records"]
 
-_LABEL = {"N": "parameters", "D": "tokens", "D_spec": "tokens"}
+_LABEL = {"N": "parameters", "D": "tokens", "D_spec": "tokens", "D_eff": "tokens",
+          "h": "(mixture weight)"}
 
 
 def data_range(fit: Any, variable: str) -> tuple[float, float] | None:
@@ -42,8 +45,16 @@ def _record(variable: str, value: float, rng: tuple[float, float] | None,
     if rng is None or not np.isfinite(value):
         return None
     lo, hi = rng
+    if variable.startswith("h["):  # a mixture weight: 0 is a weight like any other
+        value = 0.0 if value < 5e-7 else value  # as the summaries print it
+        if value < lo - 1e-9:
+            side, ratio = "below", value / lo
+        elif value > hi + 1e-9:
+            side, ratio = "above", (value / hi if hi > 0 else None)
+        else:
+            return None
     # below the range: a positive amount under a positive minimum (0 is "not used", not small)
-    if value < lo and value > 0 and lo > 0:
+    elif value < lo and value > 0 and lo > 0:
         side, ratio = "below", value / lo
     elif value > hi:
         side, ratio = "above", (value / hi if hi > 0 else None)  # None: the data are all 0
@@ -59,23 +70,39 @@ def extrapolation(plan: Any, fits: Any) -> list[dict[str, Any]]:
     Parameters
     ----------
     plan:
-        A split plan (``.N``, ``.D``, ``.D_spec`` dict) or a compute-optimal allocation
-        (``.N``, ``.D``, ``.budget``; arrays for an array of budgets).
+        A split plan (``.N``, ``.D``, ``.D_spec`` dict), a compute-optimal allocation
+        (``.N``, ``.D``, ``.budget``; arrays for an array of budgets), a mixture allocation
+        (``.weights`` Series) or a mixture + split plan (``.D_eff``).
     fits:
-        The fits the plan was made from: a dict domain -> fit for a split plan, one fit for an
-        allocation. Fits without data (tuples, mappings) are not checked.
+        The fits the plan was made from: a dict domain -> fit for a split or mixture plan, one
+        fit for an allocation, the pair ``(mixture_fits, split_fits)`` for a mixture + split
+        plan. Fits without data (tuples, mappings) are not checked.
 
     Returns
     -------
     list of dict
         One record per quantity outside its range: ``variable`` (``"N"``, ``"D"``,
-        ``"D_spec[<domain>]"``), ``value``, ``data_min``, ``data_max``, ``side``
-        (``"below"``/``"above"``), ``ratio`` (``value`` over the nearest end: < 1 below, > 1
-        above; ``None`` when every run has 0 of it) and, for allocations, ``budget``. An empty
-        list: the plan stays in range. N and D are compared with the union of every fit's range
-        (a plan below every ladder or above every ladder), D'_k with domain k's own runs.
+        ``"D_spec[<domain>]"``, ``"h[<domain>]"`` for a mixture weight, ``"D_eff[<domain>]"``
+        for a mixture + split plan's effective pretraining tokens), ``value``, ``data_min``,
+        ``data_max``, ``side`` (``"below"``/``"above"``), ``ratio`` (``value`` over the
+        nearest end: < 1 below, > 1 above; ``None`` when every run has 0 of it) and, for
+        allocations, ``budget``. An empty list: the plan stays in range. N and D are
+        compared with the union of every fit's range (a plan below every ladder or above every
+        ladder), D'_k with domain k's own runs.
     """
     out: list[dict[str, Any]] = []
+    if hasattr(plan, "D_eff"):
+        if not (isinstance(fits, tuple) and len(fits) == 2
+                and all(isinstance(f, Mapping) for f in fits)):
+            raise PlanError("extrapolation of a mixture + split plan needs the pair "
+                            "(mixture_fits, split_fits)")
+        return mixture_split_records(plan, *fits)
+    if isinstance(getattr(plan, "weights", None), pd.Series):
+        if not isinstance(fits, Mapping):
+            raise PlanError("extrapolation of a mixture plan needs the dict domain -> fit")
+        extra = {} if getattr(plan, "budget", None) is None else {"budget": float(plan.budget)}
+        return mixture_records(plan.N, plan.D, dict(plan.weights.items()), fits.values(),
+                               **extra)
     if isinstance(getattr(plan, "D_spec", None), Mapping):
         if not isinstance(fits, Mapping):
             raise PlanError("extrapolation of a split plan needs the dict domain -> fit")
@@ -104,6 +131,88 @@ def extrapolation(plan: Any, fits: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _union(fits: Any, variable: str) -> tuple[float, float] | None:
+    rngs = [r for r in (data_range(f, variable) for f in fits) if r is not None]
+    if not rngs:
+        return None
+    return min(r[0] for r in rngs), max(r[1] for r in rngs)
+
+
+def _carries_data(fits: Any) -> bool:
+    return any(isinstance(getattr(f, "data", None), pd.DataFrame) for f in fits)
+
+
+def _point(fit: Any) -> Any:
+    """A bootstrap result's point fit (it carries the data), else ``fit`` itself."""
+    if getattr(fit, "data", None) is None and getattr(fit, "fit", None) is not None:
+        return fit.fit
+    return fit
+
+
+def mixture_records(N: float, D: float, weights: Mapping[str, float], fits: Any,
+                    **extra: Any) -> list[dict[str, Any]]:
+    """Extrapolation records of a mixture plan: N and D against the union of the fits' ranges,
+    each training domain's weight ``h[<domain>]`` against the weights of that domain in the
+    fits' runs (``ratio``: the weight over the nearest end of that range)."""
+    fits = list(fits)
+    out = []
+    for var, value in (("N", N), ("D", D)):
+        rec = _record(var, float(value), _union(fits, var), **extra)
+        if rec:
+            out.append(rec)
+    for dom, w in weights.items():
+        rec = _record(f"h[{dom}]", float(w), _union(fits, str(dom)), **extra)
+        if rec:
+            out.append(rec)
+    return out
+
+
+def mixture_split_records(plan: Any, mixture_fits: Mapping[str, Any],
+                          split_fits: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Records of a :class:`~mixopt.plan.mixture_split.MixtureSplitPlan`: N, D and the weights
+    against the mixture fits' runs (N also against the split fits'), D'_k against domain k's
+    split fit, and the effective pretraining tokens ``D_eff[k]`` (what the split law is
+    evaluated at) against the D of domain k's split fit."""
+    mix, spl = list(mixture_fits.values()), list(split_fits.values())
+    out = []
+    rec = _record("N", float(plan.N), _union(mix + spl, "N"))
+    if rec:
+        out.append(rec)
+    out += [r for r in mixture_records(plan.N, plan.D, dict(plan.weights.items()), mix)
+            if r["variable"] != "N"]
+    for k, v in plan.D_spec.items():
+        f = split_fits.get(k)
+        rec = _record(f"D_spec[{k}]", float(v), None if f is None else data_range(f, "D_spec"))
+        if rec:
+            out.append(rec)
+    for k, v in plan.D_eff.items():
+        f = split_fits.get(k)
+        rec = _record(f"D_eff[{k}]", float(v), None if f is None else data_range(f, "D"))
+        if rec:
+            out.append(rec)
+    return out
+
+
+def attach(plan: Any, fits: Any) -> Any:
+    """Set ``plan.extrapolation`` to :func:`extrapolation` ``(plan, fits)``, or to ``None``
+    when none of the fits carries its data (nothing to compare with); returns ``plan``.
+
+    Called by every planner on its own result, so a plan made from the library states where it
+    leaves the range of its fits' data without the caller asking."""
+    def norm(group: Any) -> Any:
+        return ({k: _point(f) for k, f in group.items()} if isinstance(group, Mapping)
+                else _point(group))
+
+    fits = tuple(norm(g) for g in fits) if isinstance(fits, tuple) else norm(fits)
+    groups = fits if isinstance(fits, tuple) else (fits,)
+    items = [f for g in groups for f in (g.values() if isinstance(g, Mapping) else [g])]
+    if not _carries_data(items):
+        plan.extrapolation = None
+        return plan
+    plan.extrapolation = extrapolation(plan, fits)
+    return plan
+
+
 def _num(x: float, exact: bool = False) -> str:
     """Whole units below 1e7 (or when ``exact``: the data's own values), else four significant
     figures written out (``1,995,000,000``); scientific from 1e15."""
@@ -120,7 +229,8 @@ def describe(records: list[dict[str, Any]] | None) -> str:
     if records is None:
         return "extrapolation: not checked (the fits carry no data)"
     if not records:
-        return "within the range of the fitted data (N, D and D' inside the runs' ranges)"
+        return ("within the range of the fitted data (every planned N, D, D' and mixture "
+                "weight inside the runs' ranges)")
     lines = ["EXTRAPOLATION outside the range of the fitted data (the law is untested there):"]
     for r in records:
         var = r["variable"]
@@ -131,6 +241,10 @@ def describe(records: list[dict[str, Any]] | None) -> str:
         if r["ratio"] is None:
             lines.append(f"  {var} = {_num(r['value'])} {unit}{at}, where every run has "
                          f"{var.split('[')[0]} = 0")
+            continue
+        if var.startswith("h["):  # a mixture weight: a share, not a count
+            lines.append(f"  weight {var} = {r['value']:.4g}{at} is {r['ratio']:.3g}x the "
+                         f"{end} weight of that domain in the data ({ref:.4g})")
             continue
         lines.append(f"  {var} = {_num(r['value'])} {unit}{at} is {r['ratio']:.3g}x the "
                      f"{end} in the data ({_num(ref, exact=True)})")

@@ -13,6 +13,7 @@ batched Newton method of :mod:`mixopt.plan._newton` from three starts each.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from mixopt.errors import PlanError
 from mixopt.plan._inputs import check_budget
 from mixopt.plan._newton import _layout, newton_solve
 from mixopt.plan._splitcore import _ZMAX, SplitProblem
+from mixopt.plan.extrapolation import attach
 from mixopt.plan.flops import FlopModel
 from mixopt.plan.optimal import DEFAULT_MIN_N
 from mixopt.plan.result import Frontier, SplitPlan
@@ -64,8 +66,9 @@ def frontier(
     if prob.uses_newton and not (planner.gp is True or (planner.gp is None
                                                        and planner.gp_applicable())):
         frame = _batched(planner, prob, b, po)
-        return Frontier(frame=frame, domains=list(planner.domains), objective=objective,
-                        solver="+".join(sorted(set(frame["solver"]))))
+        return _checked(Frontier(frame=frame, domains=list(planner.domains),
+                                 objective=objective,
+                                 solver="+".join(sorted(set(frame["solver"])))), fits)
     plans: list[SplitPlan | None] = [None] * len(b)
     prev: SplitPlan | None = None
     prev_c = None
@@ -83,8 +86,23 @@ def frontier(
         prev, prev_c = p, c
     frame = _frame([p for p in plans if p is not None], po)
     solvers = sorted(set(frame["solver"]))
-    return Frontier(frame=frame, domains=list(planner.domains), objective=objective,
-                    solver="+".join(solvers))
+    return _checked(Frontier(frame=frame, domains=list(planner.domains), objective=objective,
+                             solver="+".join(solvers)), fits)
+
+
+def _checked(fr: Frontier, fits: Mapping[str, Any]) -> Frontier:
+    """``fr`` with ``extrapolation``: every budget's records (each with its ``budget``)."""
+    recs: list[dict[str, Any]] = []
+    for row in fr.frame.to_dict(orient="records"):
+        one = SimpleNamespace(N=row["N"], D=row["D"],
+                              D_spec={d: row[f"D_spec[{d}]"] for d in fr.domains})
+        attach(one, fits)
+        if one.extrapolation is None:
+            fr.extrapolation = None
+            return fr
+        recs += [{**r, "budget": float(row["budget"])} for r in one.extrapolation]
+    fr.extrapolation = recs
+    return fr
 
 
 def _frame(plans: list[SplitPlan], po: np.ndarray) -> pd.DataFrame:

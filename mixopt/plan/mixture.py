@@ -35,6 +35,7 @@ from mixopt.errors import InfeasiblePlanError, PlanError
 from mixopt.mixture._inputs import check_bounds, domain_vector
 from mixopt.mixture.simplex import project_euclidean
 from mixopt.plan._inputs import Fit, as_fit, check_budget, check_positive
+from mixopt.plan.extrapolation import attach
 from mixopt.plan.flops import as_flop_model
 
 __all__ = ["MixtureAllocation", "MixturePath", "mixture", "mixture_path"]
@@ -64,6 +65,11 @@ class MixtureAllocation:
     outside:
         Where the plan leaves the range of the fits' data, e.g. ``"N 1e11 > largest fitted
         N 1e9 (x100)"`` or ``"weight of code 0.9 > largest fitted 0.6"``: extrapolation.
+    extrapolation:
+        The same in machine-readable form (see
+        :func:`mixopt.plan.extrapolation.extrapolation`): one record per quantity outside
+        the fits' data (``"N"``, ``"D"``, ``"h[<domain>]"``) with its value, the data's range
+        and the ratio to the nearest end; ``None`` when no fit carries its data.
     """
 
     weights: pd.Series
@@ -77,6 +83,7 @@ class MixtureAllocation:
     status: int
     message: str
     outside: list[str] = field(default_factory=list)
+    extrapolation: list[dict[str, Any]] | None = None
 
     def summary(self) -> str:
         scale = (f"budget {self.budget:.3e} FLOPs: " if self.budget is not None else "") + \
@@ -89,6 +96,10 @@ class MixtureAllocation:
                  "  predicted loss: " + ", ".join(f"{k} {v:.5g}" for k, v in self.loss.items())]
         for note in self.outside:
             lines.append(f"  extrapolates: {note}")
+        if self.extrapolation is None:
+            lines.append("  extrapolation: not checked (the fits carry no data)")
+        elif not self.extrapolation:
+            lines.append("  within the range of the fitted data (N, D and every weight)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,7 +109,9 @@ class MixtureAllocation:
                 "flops": _num(self.flops),
                 "budget": None if self.budget is None else _num(self.budget),
                 "success": bool(self.success), "status": int(self.status),
-                "message": self.message, "outside": list(self.outside)}
+                "message": self.message, "outside": list(self.outside),
+                "extrapolation": None if self.extrapolation is None
+                else [dict(r) for r in self.extrapolation]}
 
 
 @dataclass
@@ -128,9 +141,20 @@ class MixturePath:
     def success(self) -> bool:
         return all(p.success for p in self.plans)
 
+    @property
+    def extrapolation(self) -> list[dict[str, Any]] | None:
+        """Every plan's extrapolation records (each with its ``budget``); ``None`` when no
+        plan was checked."""
+        recs = [p.extrapolation for p in self.plans]
+        if all(r is None for r in recs):
+            return None
+        return [r for rs in recs if rs for r in rs]
+
     def summary(self) -> str:
-        return "Optimal mixture path\n" + self.to_frame().to_string(
-            float_format=lambda v: f"{v:.4g}")
+        from mixopt.plan.extrapolation import describe
+
+        return ("Optimal mixture path\n" + self.to_frame().to_string(
+            float_format=lambda v: f"{v:.4g}") + "\n" + describe(self.extrapolation))
 
     def to_dict(self) -> dict[str, Any]:
         return {"plans": [p.to_dict() for p in self.plans]}
@@ -156,6 +180,7 @@ class _Problem:
     hi: np.ndarray
     tokens: np.ndarray | None
     support: dict[str, tuple[float, float]]  # variable -> (min, max) over the fits' data
+    raw: dict[str, Any] = field(default_factory=dict)  # the fits as given (their data)
 
     def __post_init__(self) -> None:
         self.thetas = [f.theta for _, f in self.fits]  # validated once, not per evaluation
@@ -235,7 +260,8 @@ def _problem(fits: Any, weights: Any, caps: Any, floors: Any, tokens: Any,
                     a, b = float(data[v].min()), float(data[v].max())
                     old = support.get(v, (a, b))
                     support[v] = (min(a, old[0]), max(b, old[1]))
-    return _Problem(items, domains, w, lo, hi, tok, support)
+    return _Problem(items, domains, w, lo, hi, tok, support,
+                    {str(k): v for k, v in fits.items()})
 
 
 # ---------------------------------------------------------------------- solvers
@@ -348,11 +374,12 @@ def _allocation(pb: _Problem, N: float, D: float, flops: float, budget: float | 
                 ) -> MixtureAllocation:
     h, f, status, msg = _solve_h(pb, N, D)
     L = pb.losses(np.array([N]), np.array([D]), h[None])[0]
-    return MixtureAllocation(
+    plan = MixtureAllocation(
         weights=pd.Series(h, index=pb.domains, name="weight"),
         loss={n: float(v) for (n, _), v in zip(pb.fits, L)}, objective=f, N=float(N),
         D=float(D), flops=float(flops), budget=budget, success=status == 0 and np.isfinite(f),
         status=status, message=msg, outside=_outside(pb, N, D, h))
+    return attach(plan, pb.raw)
 
 
 def mixture(

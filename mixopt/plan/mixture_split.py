@@ -37,6 +37,7 @@ from mixopt.errors import PlanError
 from mixopt.mixture._inputs import check_bounds, domain_vector
 from mixopt.mixture.simplex import project_euclidean
 from mixopt.plan._inputs import as_fit, check_budget, check_positive
+from mixopt.plan.extrapolation import attach
 
 __all__ = ["MixtureSplitPlan", "mixture_split", "effective_tokens"]
 
@@ -45,7 +46,13 @@ _LOG_MAX = np.log(1e30)
 
 @dataclass
 class MixtureSplitPlan:
-    """Pretraining mixture, model size and token split under a budget."""
+    """Pretraining mixture, model size and token split under a budget.
+
+    ``extrapolation`` lists where the plan leaves the range of its fits' data (N, D, the
+    mixture weights ``h[<domain>]``, ``D_spec[<domain>]`` and the effective pretraining tokens
+    ``D_eff[<domain>]``; see :func:`mixopt.plan.extrapolation.mixture_split_records`);
+    ``None`` when no fit carries its data.
+    """
 
     weights: pd.Series
     N: float
@@ -58,6 +65,7 @@ class MixtureSplitPlan:
     success: bool
     message: str
     notes: list[str] = field(default_factory=list)
+    extrapolation: list[dict[str, Any]] | None = None
 
     def summary(self) -> str:
         lines = [f"Pretraining mixture + split plan, budget {self.budget:.3e} FLOPs (6 N D): "
@@ -70,7 +78,9 @@ class MixtureSplitPlan:
             lines.append(f"  {k}: D' = {self.D_spec[k]:.4g} tokens, loss {self.loss[k]:.5g} "
                          f"(pretraining worth {self.D_eff[k]:.4g} general tokens)")
         lines += [f"  note: {n}" for n in self.notes]
-        return "\n".join(lines)
+        from mixopt.plan.extrapolation import describe
+
+        return "\n".join(lines + [describe(self.extrapolation)])
 
     def to_dict(self) -> dict[str, Any]:
         def num(x: float) -> float | None:
@@ -80,7 +90,10 @@ class MixtureSplitPlan:
                 "D_eff": {k: num(v) for k, v in self.D_eff.items()},
                 "loss": {k: num(v) for k, v in self.loss.items()},
                 "objective": num(self.objective), "budget": num(self.budget),
-                "success": bool(self.success), "message": self.message, "notes": self.notes}
+                "success": bool(self.success), "message": self.message,
+                "notes": list(self.notes),
+                "extrapolation": None if self.extrapolation is None
+                else [dict(r) for r in self.extrapolation]}
 
 
 def _pred(fit, X: dict[str, np.ndarray]) -> np.ndarray:
@@ -247,9 +260,11 @@ def mixture_split(
         if de >= 1e29:
             notes.append(f"{k}: the mixture law's loss is below the specialisation law's "
                          "pretrain-only floor; effective tokens capped at 1e30")
-    return MixtureSplitPlan(
+    plan = MixtureSplitPlan(
         weights=pd.Series(h, index=domains, name="weight"), N=N, D=float(s[0] * T),
         D_spec={k: float(v * T) for k, v in zip(names, s[1:])},
         D_eff={k: float(v) for k, v in zip(names, Deff)},
         loss={k: float(v) for k, v in zip(names, L)}, objective=best_f, budget=C,
         success=ok, message=msg, notes=notes)
+    return attach(plan, ({str(k): v for k, v in mixture_fits.items()},
+                         {str(k): v for k, v in split_fits.items()}))

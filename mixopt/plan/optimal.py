@@ -36,6 +36,7 @@ from mixopt.plan._inputs import (
     is_bootstrap,
 )
 from mixopt.plan._solve1d import bisect_increasing, minimise_1d
+from mixopt.plan.extrapolation import attach
 from mixopt.plan.flops import FlopModel, SixND, as_flop_model
 from mixopt.plan.gp import posynomial_expr, posynomial_terms, solve_gp
 from mixopt.plan.result import Allocation, AllocationDistribution
@@ -245,13 +246,13 @@ def compute_optimal(
         else:
             pN, pD, pL = (np.nanmedian(samples[k], axis=0) for k in ("N", "D", "loss"))
         sc = s["scalar"]
-        return AllocationDistribution(
+        return attach(AllocationDistribution(
             budget=_o(s["budget"], sc), N=_o(pN, sc), D=_o(pD, sc), loss=_o(pL, sc),
             samples=samples, level=float(level), law=law.name, flops=s["flops"].name,
-            solver=used, scalar=sc)
+            solver=used, scalar=sc), fit)
     f = as_fit(fit)
     _check_law(f.law, "fit")
-    return _allocate(f, s, solver)
+    return attach(_allocate(f, s, solver), fit)
 
 
 def _o(x: Any, scalar: bool) -> Any:
@@ -299,7 +300,7 @@ def best_loss_at(
     _check_law(f.law, "fit")
     kw = s["kw"]
     n_fixed, d_fixed = kw.pop("N"), kw.pop("D")
-    return _allocate(f, s, "auto", N=n_fixed, D=d_fixed)
+    return attach(_allocate(f, s, "auto", N=n_fixed, D=d_fixed), fit)
 
 
 def budget_for_loss(
@@ -364,4 +365,4 @@ def budget_for_loss(
     s = {"budget": np.exp(log_c) if not scalar else np.exp(log_c[0]), "scalar": scalar,
          "flops": fm, "kw": {"min_N": min_N, "max_D": None, "max_N": None}}
     s["budget"] = np.asarray(s["budget"], dtype=float)
-    return _allocate(f, s, "auto")
+    return attach(_allocate(f, s, "auto"), fit)

@@ -75,8 +75,6 @@ def _frame_text(frame: pd.DataFrame, whole: tuple[str, ...], index: bool = True)
 
 
 def _extrapolation_lines(records: list[dict[str, Any]] | None) -> list[str]:
-    if records is None:
-        return []
     from mixopt.plan.extrapolation import describe
 
     return [describe(records)]
@@ -153,6 +151,9 @@ class AllocationDistribution:
     flops: str
     solver: str
     scalar: bool = False
+    #: where the point plan leaves the range of the fitted data (see
+    #: :func:`mixopt.plan.extrapolation.extrapolation`); ``None``: not checked
+    extrapolation: list[dict[str, Any]] | None = None
 
     def conf_int(self, level: float | None = None) -> pd.DataFrame:
         """Percentile intervals: index budget, columns ``<name>_lower``, ``<name>_upper``."""
@@ -199,13 +200,15 @@ class AllocationDistribution:
             for c in ("N", "N_lower", "N_upper"):
                 text.setdefault(c, f[c].astype(object).copy()).iloc[i] = format_size(
                     f[c].iloc[i], lo, hi)
-        return head + "\n" + f.assign(**text).to_string(index=False, float_format=_fmt)
+        return "\n".join([head, f.assign(**text).to_string(index=False, float_format=_fmt)]
+                         + _extrapolation_lines(self.extrapolation))
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable({
             "budget": self.budget, "N": self.N, "D": self.D, "loss": self.loss,
             "level": self.level, "law": self.law, "flops": self.flops, "solver": self.solver,
             "lower": self.lower, "upper": self.upper, "n_samples": self.n_samples,
+            "extrapolation": self.extrapolation,
         })
 
     def __repr__(self) -> str:
@@ -312,6 +315,9 @@ class Frontier:
     domains: list[str]
     objective: str
     solver: str
+    #: where each budget's plan leaves the range of the fitted data (records with their
+    #: ``budget``; see :func:`mixopt.plan.extrapolation.extrapolation`); ``None``: not checked
+    extrapolation: list[dict[str, Any]] | None = None
 
     @property
     def budget(self) -> np.ndarray:
@@ -341,11 +347,13 @@ class Frontier:
                             "success") if c in f.columns]
         return (f"Split frontier over {len(self.frame)} budgets ({self.objective} objective, "
                 f"solver {self.solver}; {int(self.frame['success'].sum())} succeeded)\n"
-                + _frame_text(f[cols], ("N", "D"), index=False))
+                + "\n".join([_frame_text(f[cols], ("N", "D"), index=False)]
+                            + _extrapolation_lines(self.extrapolation)))
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable({"frame": self.frame.to_dict(orient="list"), "domains": self.domains,
-                          "objective": self.objective, "solver": self.solver})
+                          "objective": self.objective, "solver": self.solver,
+                          "extrapolation": self.extrapolation})
 
     def plot(self, **kwargs: Any) -> Any:
         from mixopt.plan.figures import plot_frontier

@@ -37,6 +37,7 @@ from mixopt.errors import InfeasiblePlanError, PlanError
 from mixopt.plan._inputs import Fit, as_fit, check_budget, check_positive
 from mixopt.plan._solve1d import minimise_1d
 from mixopt.plan._splitcore import Solution, SplitProblem
+from mixopt.plan.extrapolation import attach
 from mixopt.plan.flops import FlopModel, as_flop_model
 from mixopt.plan.gp import posynomial_expr, posynomial_terms, solve_gp
 from mixopt.plan.optimal import DEFAULT_MIN_N, _log_n_for_tokens
@@ -457,7 +458,7 @@ def split(
     budget = float(b)
     planner = Planner(fits, weights=weights, caps=caps, N=N, max_D=max_D, objective=objective,
                       flops=flops, min_N=min_N, gp=gp, n_starts=n_starts)
-    return plan_with(planner, budget, baselines=baselines)
+    return attach(plan_with(planner, budget, baselines=baselines), fits)
 
 
 def plan_with(planner: Planner, budget: float, *, baselines: bool = True,

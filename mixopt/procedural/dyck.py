@@ -27,12 +27,21 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 
-from mixopt.procedural.base import Batch, Task, TaskError, check_int, check_probability
+from mixopt.procedural.base import (
+    Batch,
+    Task,
+    TaskError,
+    check_choice,
+    check_int,
+    check_probability,
+)
 
-__all__ = ["Dyck", "ShuffleDyck", "dyck_open_flags", "match_brackets", "bracket_levels"]
+__all__ = ["Dyck", "ShuffleDyck", "dyck_open_flags", "match_brackets", "bracket_levels",
+           "closer_accuracy", "entropy_floor"]
 
 
 def _coins(rng: np.random.Generator, shape: tuple[int, ...], p: float) -> np.ndarray:
@@ -236,6 +245,116 @@ class Dyck(_BracketTask):
         mask = np.ones((batch_size, length), dtype=bool)
         mask[:, 0] = False
         return Batch(tokens, mask)
+
+    def closer_accuracy(self, predictions: Any, batch: Batch, *, aligned: str = "next") -> float:
+        """Fraction of scored closing brackets predicted exactly (see :func:`closer_accuracy`)."""
+        return closer_accuracy(predictions, batch, self.k, aligned=aligned)
+
+    def entropy_floor(self, batch: Batch) -> float:
+        """Mean conditional entropy of the scored tokens (see :func:`entropy_floor`)."""
+        return entropy_floor(batch, self.k, self.p_open, self.max_depth)
+
+
+def _aligned_predictions(predictions: Any, shape: tuple[int, ...], aligned: str) -> np.ndarray:
+    pred = np.asarray(predictions)
+    if pred.ndim == 3:
+        pred = pred.argmax(axis=-1)
+    if pred.shape != tuple(shape):
+        raise TaskError(f"predictions must have shape {tuple(shape)} (or [B, T, V] logits), "
+                        f"got {np.asarray(predictions).shape}")
+    aligned = check_choice("aligned", aligned, ("target", "next"))
+    if aligned == "next":
+        shifted = np.full_like(pred, -1)
+        shifted[:, 1:] = pred[:, :-1]
+        pred = shifted
+    return pred
+
+
+def closer_accuracy(predictions: Any, batch: Batch, k: int, *, aligned: str = "next") -> float:
+    """Closing-bracket accuracy of a model's predictions on a k-Dyck batch.
+
+    The diagnostic of whether a model has learnt bracket matching (Jiang et al. 2026, arXiv
+    2601.21725, Sec. 5 ties the haystack gain to it): over the scored positions ``t`` whose
+    token is a closer (``k <= tokens[:, t] < 2k``), the fraction where the argmax prediction is
+    that closer. Under the generation rule a closer is the most likely next token wherever one
+    may come (its probability ``1 - p_open`` exceeds any single opener's ``p_open / k``), so a
+    model that matches brackets scores 1, and one that only knows "some closer" scores about
+    the chance of guessing the open type (about ``1 / min(k, depth)``).
+
+    Parameters
+    ----------
+    predictions : array_like
+        Token ids ``[B, T]`` or logits ``[B, T, V]`` (reduced by argmax).
+    batch : Batch
+        The Dyck batch the predictions are for.
+    k : int
+        Number of bracket types (closers are ``k .. 2k - 1``).
+    aligned : {"next", "target"}
+        ``"next"`` (default): ``predictions[:, t]`` is the guess made at position ``t`` for
+        ``tokens[:, t + 1]`` (a causal model's raw output); ``"target"``: it is the guess for
+        ``tokens[:, t]``.
+
+    Returns
+    -------
+    float
+        The accuracy, or NaN when the batch has no scored closer.
+    """
+    k = check_int("k", k, low=1)
+    pred = _aligned_predictions(predictions, batch.tokens.shape, aligned)
+    tok = batch.tokens
+    closer = (tok >= k) & (tok < 2 * k) & batch.loss_mask
+    n = int(closer.sum())
+    if n == 0:
+        return float("nan")
+    return float(((pred == tok) & closer).sum() / n)
+
+
+def entropy_floor(batch: Batch, k: int, p_open: float, max_depth: int | None = None) -> float:
+    """Mean conditional entropy (nats) of the scored tokens of a k-Dyck batch under its rule.
+
+    The lowest mean next-token loss any model can reach on the batch's positions: with ``d``
+    the depth before position ``t`` and ``r = T - t`` the tokens left, the next token is a
+    uniform opener when ``d = 0`` (``log k``), a forced closer when ``d >= r`` or
+    ``d >= max_depth`` (0 nats: its type is the last open one), and otherwise an opener of a
+    uniform type with probability ``p_open`` or the matching closer (``H(p_open) +
+    p_open log k``). Averaged over the batch's scored positions it estimates the expected
+    entropy per token (arXiv 2601.21725 App. A's rule; the floor a trained source is compared
+    with).
+
+    Parameters
+    ----------
+    batch : Batch
+        A batch of Dyck rows (tokens ``< 2k`` are brackets, ``2k`` padding).
+    k : int
+        Number of bracket types.
+    p_open : float
+        The opening probability the rows were drawn with.
+    max_depth : int or None
+        The depth cap the rows were drawn with.
+
+    Returns
+    -------
+    float
+        Mean entropy in nats over the scored positions.
+    """
+    k = check_int("k", k, low=1)
+    p = check_probability("p_open", p_open)
+    tok = batch.tokens
+    t_len = tok.shape[1]
+    steps = np.where(tok < k, 1, -1)
+    depth_before = np.zeros_like(steps)
+    depth_before[:, 1:] = np.cumsum(steps, axis=1)[:, :-1]
+    remaining = t_len - np.arange(t_len)[None, :]
+    free = np.log(k) * p - p * np.log(p) - (1 - p) * np.log1p(-p)
+    ent = np.where(depth_before == 0, np.log(k), free)
+    forced = depth_before >= remaining
+    if max_depth is not None:
+        forced |= depth_before >= max_depth
+    ent = np.where(forced & (depth_before > 0), 0.0, ent)
+    mask = batch.loss_mask
+    if not mask.any():
+        raise TaskError("entropy_floor needs a batch with scored positions")
+    return float(ent[mask].mean())
 
 
 class ShuffleDyck(_BracketTask):

@@ -271,3 +271,59 @@ def test_datasets_main_needs_a_path(tmp_path):
     run = subprocess.run([sys.executable, "-m", "mixopt.datasets", str(out)],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and out.read_text() == bundled.read_text()
+
+
+# ------------------------------------------------------------------ a fit's own (wider) bounds
+def _wide_fit() -> FitResult:
+    """A fit made with ``bounds={"alpha": (-1, 8)}`` whose alpha (6.0) lies outside the law's
+    default bounds [0, 5] (a fit can reach that with fit(..., bounds=...))."""
+    law = mixopt.laws.get("chinchilla")
+    params = dict(TRUTH, alpha=6.0)
+    N = np.repeat([1e7, 1e8, 1e9], 3)
+    D = np.tile([1e9, 1e10, 1e11], 3)
+    bounds = dict(law.bounds, alpha=(-1.0, 8.0))
+    loss = law.predict(params, {"N": N, "D": D}, bounds=bounds)
+    return FitResult(law=law, params=params, fixed={}, objective=0.0, status=0,
+                     message="converged", n_starts=4, nit=3, nfev=9,
+                     data=pd.DataFrame({"N": N, "D": D, "loss": loss}), weights=np.ones(9),
+                     delta=1e-3, bounds=bounds)
+
+
+def test_saved_fit_with_wider_bounds_loads_and_plans(tmp_path):
+    fit = _wide_fit()
+    assert not 0.0 <= fit.params["alpha"] <= 5.0  # outside the law's defaults
+    fit.save(tmp_path / "w.json")
+    back = mixopt.load(tmp_path / "w.json")
+    assert back.params == fit.params and back.bounds["alpha"] == (-1.0, 8.0)
+    np.testing.assert_array_equal(back.predict(back.data), fit.predict(fit.data))
+    # planners check a fit against its own bounds too
+    a = mixopt.plan.compute_optimal(back, 1e21)
+    assert a.success and np.isfinite(a.loss)
+    with pytest.raises(MixoptError, match="outside its bounds"):  # a bare tuple: the law's
+        mixopt.plan.compute_optimal((back.law, back.params), 1e21)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("params/alpha", 9.0, r"params.alpha: expected a value within the saved bounds \[-1.0, 8.0\]"),
+    ("params/alpha", -1.5, r"params.alpha: expected a value within the saved bounds"),
+    ("bounds/alpha", [6.5, 8.0], r"params.alpha: expected a value within the saved bounds "
+                                 r"\[6.5, 8.0\], got 6.0"),
+    ("bounds/E", [-1.0, "inf"], r"bounds.E: expected a lower bound >= 0 \(E of law "
+                                r"'chinchilla' is positive\)"),
+    ("params/E", -0.5, r"params.E: expected a value within the saved bounds"),
+])
+def test_saved_wider_bounds_still_refuse_tampering(tmp_path, field, value, match):
+    d = _wide_fit().to_dict()
+    key, name = field.split("/")
+    d[key][name] = value
+    with pytest.raises(FitError, match=match):
+        mixopt.load(write(tmp_path, d))
+
+
+def test_saved_bounds_that_make_the_law_unevaluable_are_refused(tmp_path):
+    # alpha = -60 inside saved bounds [-100, 8]: N**60 overflows, the law predicts inf
+    d = _wide_fit().to_dict()
+    d["bounds"]["alpha"] = [-100.0, 8.0]
+    d["params"]["alpha"] = -60.0
+    with pytest.raises(FitError, match="expected a finite positive loss"):
+        mixopt.load(write(tmp_path, d))

@@ -131,8 +131,10 @@ def check_fit_dict(d: Any, law: Law | None = None, prefix: str = "bad saved fit:
     """Check a :meth:`FitResult.to_dict` payload field by field; return its (rebuilt) law.
 
     Checks: the structure and types (:data:`_FIT_SCHEMA`); the law rebuilds; ``params`` names
-    exactly the law's parameters, each finite and inside both the law's and the saved bounds;
-    ``fixed`` is a subset of them with the same values; every bound pair is ordered; ``data``
+    exactly the law's parameters, each finite and inside the saved bounds (the bounds the fit
+    was made with, which ``fit(bounds=)`` may have widened beyond the law's defaults);
+    ``fixed`` is a subset of them with the same values; every bound pair is ordered and one
+    that ``fit(bounds=)`` accepts (a positive parameter keeps a lower bound >= 0); ``data``
     holds the law's variables and ``loss`` as equally long, valid columns; ``weights`` has one
     entry per run with a positive sum; the law predicts a finite positive loss at every run.
     Raises :class:`FitError` naming the field and the expected type or range.
@@ -152,20 +154,22 @@ def check_fit_dict(d: Any, law: Law | None = None, prefix: str = "bad saved fit:
         if value != d["params"][name]:
             raise FitError(f"{prefix}fixed.{name}: expected the fitted value "
                            f"{d['params'][name]!r} (params.{name}), got {value!r}")
-    own = law.bounds
     for name in names:
         lo, hi = d["bounds"][name]
         if not lo <= hi:  # also refuses NaN
             raise FitError(f"{prefix}bounds.{name}: expected lower <= upper, got [{lo}, {hi}]")
+        if law.parameter(name).log and lo < 0:  # as fit(bounds=) refuses: the law needs > 0
+            raise FitError(f"{prefix}bounds.{name}: expected a lower bound >= 0 ({name} of law "
+                           f"{law.name!r} is positive), got [{lo}, {hi}]")
         v = d["params"][name]
-        for (a, b), what in (((lo, hi), f"the saved bounds [{lo}, {hi}]"),
-                             (own[name], f"law {law.name!r}'s bounds {list(own[name])}")):
-            tol = 1e-9 * max(abs(a) if np.isfinite(a) else 0.0, abs(b) if np.isfinite(b) else 0.0,
-                             1e-300)
-            if v < a - tol or v > b + tol:
-                raise FitError(f"{prefix}params.{name}: expected a value within {what}, got {v!r}")
+        # the fit's own bounds (fit(bounds=) may widen the law's defaults), not the law's
+        tol = 1e-9 * max(abs(lo) if np.isfinite(lo) else 0.0, abs(hi) if np.isfinite(hi) else 0.0,
+                         1e-300)
+        if v < lo - tol or v > hi + tol:
+            raise FitError(f"{prefix}params.{name}: expected a value within the saved bounds "
+                           f"[{lo}, {hi}], got {v!r}")
     try:
-        law.check_params(d["params"])
+        law.check_params(d["params"], bounds=False)  # real, finite, positive where needed
     except LawError as exc:
         raise FitError(f"{prefix}params: {exc}") from None
     need = list(law.variables) + ["loss"]
@@ -188,7 +192,7 @@ def check_fit_dict(d: Any, law: Law | None = None, prefix: str = "bad saved fit:
     try:
         validate(frame, law.variables, nonnegative=law.nonnegative, what="saved data")
         with np.errstate(all="ignore"):
-            pred = law.predict(d["params"], frame)
+            pred = law.predict(d["params"], frame, bounds=False)  # bounds checked above
     except MixoptError as exc:
         raise FitError(f"{prefix}data: {exc}") from None
     if not np.all(np.isfinite(pred) & (pred > 0)):

@@ -64,9 +64,11 @@ def as_fit(obj: Any, what: str = "fit") -> Fit:
             f"{what} must be a fit result (with .law and .params) or a tuple (law, params); "
             f"got {type(obj).__name__}"
         )
+    # a fit made with wider ``bounds=`` is checked against those (FitResult.bounds)
+    own = getattr(obj, "bounds", None) if not isinstance(obj, (tuple, Mapping)) else None
     try:
         law = resolve(law)
-        law.check_params(params)
+        law.check_params(params, bounds=own if isinstance(own, Mapping) else None)
     except MixoptError as exc:
         raise PlanError(f"{what}: {exc}") from None
     return Fit(law, {name: float(params[name]) for name in law.param_names})

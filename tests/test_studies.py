@@ -92,13 +92,54 @@ def test_lego_curriculum_is_cumulative_chain_order():
 def test_haystack_warmup_smoke(tmp_path):
     df = haystack_warmup.main(ARGS + ["--out", str(tmp_path)])
     csv = pd.read_csv(tmp_path / "haystack_warmup.csv")
-    assert {"arm", "seed", "step", "tokens", "accuracy", "loss"} <= set(csv.columns)
-    assert set(csv["arm"]) == set(haystack_warmup.DEFAULTS["arms"])
+    assert {"arm", "seed", "step", "tokens", "accuracy", "loss", "source_closer_accuracy",
+            "source_steps"} <= set(csv.columns)
+    assert set(csv["arm"]) == set(haystack_warmup.DEFAULTS["arms"]) == set(haystack_warmup.ARMS)
     assert csv["accuracy"].between(0, 1).all() and (csv["loss"] > 0).all()
     assert len(csv) == len(df)
+    # every arm is measured at the same haystack steps
+    assert csv.groupby("arm")["step"].apply(tuple).nunique() == 1
+    src = pd.read_csv(tmp_path / "haystack_warmup_source.csv")
+    assert {"step", "loss", "floor", "closer_accuracy", "passed"} <= set(src.columns)
+    assert src["step"].max() == haystack_warmup.SMOKE["warm_max_steps"]
     summ = haystack_warmup.final(csv)
     assert list(summ.columns[:3]) == ["arm", "mean", "std"]
     _png(tmp_path / "haystack_warmup.png")
+    # split by arm and merged: the same table
+    haystack_warmup.main(ARGS + ["--arms", "scratch", "--out", str(tmp_path / "a")])
+    haystack_warmup.main(ARGS + ["--arms", "attention,mlp", "--out", str(tmp_path / "b")])
+    merged = haystack_warmup.main(ARGS + ["--merge", str(tmp_path / "a"), str(tmp_path / "b"),
+                                          "--out", str(tmp_path / "m")])
+    part = df[df["arm"].isin(["scratch", "attention", "mlp"])]
+    key = ["arm", "step"]
+    pd.testing.assert_frame_equal(
+        merged.sort_values(key).reset_index(drop=True)[["arm", "step", "accuracy"]],
+        part.sort_values(key).reset_index(drop=True)[["arm", "step", "accuracy"]])
+    with pytest.raises(ValueError, match="share"):
+        haystack_warmup.merge([str(tmp_path / "a"), str(tmp_path / "a")])
+
+
+def test_haystack_source_stops_at_its_gate_and_is_cached(tmp_path):
+    import torch
+
+    cfg = dict(haystack_warmup.SMOKE, gate_every=2, warm_max_steps=10)
+    # a gate of 0 passes before any training; an unreachable one runs to warm_max_steps
+    _, traj = haystack_warmup.train_source(dict(cfg, gate=0.0), 0)
+    assert [r["step"] for r in traj] == [0] and traj[0]["passed"]
+    _, traj = haystack_warmup.train_source(dict(cfg, gate=1.1, floor_gap=-1.0), 0)
+    assert [r["step"] for r in traj] == [0, 2, 4, 6, 8, 10] and not traj[-1]["passed"]
+    # the floor criterion alone: a gap of 10 nats is met at step 0
+    _, traj = haystack_warmup.train_source(dict(cfg, gate=1.1, floor_gap=10.0), 0)
+    assert len(traj) == 1 and traj[0]["loss"] - traj[0]["floor"] <= 10.0
+    # cached by settings and seed: a second call loads the same weights without training
+    m1, t1 = haystack_warmup.train_source(cfg, 3, cache=str(tmp_path))
+    files = list(tmp_path.glob("haystack_dyck_source_*.pt"))
+    assert len(files) == 1 and files[0].stat().st_size < 1_000_000
+    m2, t2 = haystack_warmup.train_source(cfg, 3, cache=str(tmp_path))
+    assert t1 == t2
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+    assert haystack_warmup.source_key(cfg, 3) != haystack_warmup.source_key(cfg, 4)
 
 
 def test_first_seed_splits_a_study_by_seed(tmp_path):

@@ -1,22 +1,33 @@
 """Study 2: procedural warm-up and needle in a haystack (Jiang et al. 2026, arXiv 2601.21725,
 Sec. 5, after the diagnostic of Zhong & Andreas 2024).
 
-A small causal transformer (2 layers, 4 heads, width 16) is trained on ``haystack`` key/value
-retrieval (queries marked by their own tokens, as in the paper's code) from scratch, and after a
-``dyck`` warm-up whose weights :func:`mixopt.train.transfer` copies into a fresh model. Arms, after
-the reference's options: ``all`` = attention + MLP + LayerNorms + position embeddings with every
-token-embedding row set to the mean source row (its "everything" / "average"); ``blocks`` = the same
-without position embeddings and with fresh token embeddings; ``attention`` only; ``mlp`` only.
-Every stage starts a fresh AdamW. Metric: per-answer-token accuracy under teacher forcing on
-held-out rows. The paper (10k steps, batch 1,000) reports 10% -> 98%; the defaults here are
-scaled down for a CPU.
+Stage one trains a k-Dyck source (no dropout, constant learning rate, fresh AdamW) until it has
+learnt bracket matching: every ``gate_every`` steps its closing-bracket accuracy
+(:meth:`mixopt.procedural.Dyck.closer_accuracy`) and its held-out loss are measured, and training
+stops once the accuracy reaches ``gate`` or the loss is within ``floor_gap`` nats of the
+entropy floor (:meth:`~mixopt.procedural.Dyck.entropy_floor`), or at ``warm_max_steps``; both
+criteria are reported (``haystack_warmup_source.csv``). A source that never learnt matching
+transfers nothing useful (issue 20: closer accuracy 0.54 gave no gain, 0.97 gave +60 points).
+Trained sources are cached (``--cache``) by their settings and seed.
 
-    python benchmarks/studies/haystack_warmup.py              # default size (see --help)
+Stage two trains a fresh model on ``haystack`` key/value retrieval (queries marked by their own
+tokens, as in the paper's code; values ``1 .. n_values``) from scratch and after
+:func:`mixopt.train.transfer` of selected source weights, every arm from the same
+initialisation seed and the same haystack stream, with a fresh AdamW and a cosine schedule.
+Arms: ``scratch``; ``attention`` (attention only, token embeddings re-initialised);
+``attention+norms`` (attention and LayerNorms); ``mlp`` (MLP only); ``all`` (attention, MLP,
+LayerNorms and position embeddings with every token-embedding row set to the mean source row,
+the paper's "everything" + "average"). Metric: answer accuracy under teacher forcing on held-out
+rows, at equal haystack steps.
+
+    python benchmarks/studies/haystack_warmup.py              # CPU size (see --help)
     python benchmarks/studies/haystack_warmup.py --smoke      # seconds
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,46 +41,113 @@ from benchmarks.studies import common  # noqa: E402
 
 ARMS: dict[str, tuple[tuple[str, ...], str] | None] = {
     "scratch": None,
-    "all": (("attention", "mlp", "norm", "position"), "mean"),
-    "blocks": (("attention", "mlp", "norm"), "reinit"),
     "attention": (("attention",), "reinit"),
+    "attention+norms": (("attention", "norm"), "reinit"),
     "mlp": (("mlp",), "reinit"),
+    "all": (("attention", "mlp", "norm", "position"), "mean"),
 }
+SOURCE_KEYS = ("n_layers", "n_heads", "d_model", "dyck_k", "warm_length", "warm_batch",
+               "warm_lr", "warm_wd", "gate", "floor_gap", "gate_every", "warm_max_steps",
+               "gate_rows")
 DEFAULTS: dict[str, Any] = dict(
-    n_layers=2, n_heads=4, d_model=16, length=24, n_pairs=10, query="marked", dyck_k=16,
-    warm_length=128, warm_batch=64, warm_lr=1e-3, warm_steps=2000,
-    steps=4000, batch=64, lr=3e-3, weight_decay=1e-3, warmup_frac=0.05, eval_every=500,
-    eval_rows=1000, arms=("scratch", "all", "blocks", "attention", "mlp"), device="cpu")
-# The paper's haystack (30 pairs, 63 tokens, batch 1,000, 10k steps, lr 1e-3) is out of reach on
-# a CPU; closer to it: --n-pairs 30 --length 64 --lr 1e-3 (and more --steps / --batch).
-SMOKE: dict[str, Any] = dict(DEFAULTS, warm_steps=6, steps=8, batch=8, eval_every=4,
-                             eval_rows=64, warm_length=32, warm_batch=8)
+    n_layers=2, n_heads=4, d_model=16,
+    # stage one (issue 20's recipe): Dyck at the haystack's order of context, constant lr
+    dyck_k=16, warm_length=64, warm_batch=64, warm_lr=1e-3, warm_wd=0.1, gate=0.9,
+    floor_gap=0.1, gate_every=500, warm_max_steps=20_000, gate_rows=512,
+    # stage two
+    length=24, n_pairs=10, n_values=20, query="marked", steps=2000, batch=256, lr=1e-3,
+    weight_decay=1e-3, warmup_frac=0.05, eval_every=250, eval_rows=1000,
+    arms=tuple(ARMS), source_seed=None, device="cpu")
+# The paper's haystack: 30 pairs, 127 values, length 63-64, batch 1,000, 10k steps, lr 1e-3.
+SMOKE: dict[str, Any] = dict(DEFAULTS, warm_max_steps=6, gate_every=3, gate_rows=16, steps=8,
+                             batch=8, eval_every=4, eval_rows=64, warm_length=32, warm_batch=8)
 
 
-def run_seed(seed: int, cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    """Warm up on Dyck, then train every arm on haystack; rows ``arm, seed, step, accuracy,
-    loss``."""
+# --------------------------------------------------------------------------------- source
+def source_key(cfg: dict[str, Any], seed: int) -> str:
+    """A short hash of the source's settings and seed (the cache file name)."""
+    blob = json.dumps({k: cfg[k] for k in SOURCE_KEYS} | {"seed": seed}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def gate_metrics(model: Any, dyck: Any, batch: Any) -> dict[str, float]:
+    """Held-out loss, entropy floor and closing-bracket accuracy of a Dyck model."""
+    import torch
+
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.as_tensor(batch.tokens).to(common._device(model))).cpu().numpy()
+    model.train(was)
+    return dict(loss=common.eval_loss(model, [batch]), floor=dyck.entropy_floor(batch),
+                closer_accuracy=dyck.closer_accuracy(logits, batch))
+
+
+def train_source(cfg: dict[str, Any], seed: int, cache: str | None = None
+                 ) -> tuple[Any, list[dict[str, Any]]]:
+    """Train (or load from ``cache``) the Dyck source of ``seed`` until its gate; returns the
+    model and its trajectory rows ``seed, step, loss, floor, closer_accuracy, passed``."""
+    import torch
+
+    import mixopt.procedural as P
+    from mixopt.train import TinyGPT, make_optimizer, train_steps
+
+    dyck = P.get("dyck", k=cfg["dyck_k"])
+    wl = max(cfg["warm_length"], cfg["length"])
+    model = TinyGPT(dyck.vocab_size, context=wl, n_layers=cfg["n_layers"],
+                    n_heads=cfg["n_heads"], d_model=cfg["d_model"], seed=10_000 + seed)
+    path = Path(cache) / f"haystack_dyck_source_{source_key(cfg, seed)}.pt" if cache else None
+    if path is not None and path.is_file():
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["state"])
+        return model.to(cfg["device"]), saved["trajectory"]
+    model = model.to(cfg["device"])
+    opt = make_optimizer(model, cfg["warm_lr"], cfg["warm_wd"])
+    rng = np.random.default_rng([seed, 1])
+    held = dyck.sample(np.random.default_rng([seed, 98]), cfg["gate_rows"], wl)
+    batches = iter(lambda: dyck.sample(rng, cfg["warm_batch"], wl), None)
+    traj: list[dict[str, Any]] = []
+    step = 0
+    while True:
+        m = gate_metrics(model, dyck, held)
+        passed = bool(m["closer_accuracy"] >= cfg["gate"]
+                      or m["loss"] - m["floor"] <= cfg["floor_gap"])
+        traj.append(dict(seed=seed, step=step, tokens=step * cfg["warm_batch"] * wl, **m,
+                         passed=passed))
+        common.progress(dict(stage="dyck", **traj[-1]))
+        if passed or step >= cfg["warm_max_steps"]:
+            break
+        n = min(cfg["gate_every"], cfg["warm_max_steps"] - step)
+        train_steps(model, batches, n, optimizer=opt, start_step=step)
+        step += n
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state": {k: v.cpu() for k, v in model.state_dict().items()},
+                    "trajectory": traj, "config": {k: cfg[k] for k in SOURCE_KEYS}}, path)
+    return model, traj
+
+
+# ------------------------------------------------------------------------------- haystack
+def run_seed(seed: int, cfg: dict[str, Any], cache: str | None = None
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Source of ``cfg["source_seed"]`` (default ``seed``), then every arm on haystack; rows
+    ``arm, seed, step, tokens, accuracy, loss, source_*`` and the source's trajectory."""
     import torch
 
     import mixopt.procedural as P
     from mixopt.train import TinyGPT, transfer
 
     torch.set_num_threads(1)
-    hay = P.get("haystack", n_pairs=cfg["n_pairs"], query=cfg["query"])
-    dyck = P.get("dyck", k=cfg["dyck_k"])
+    hay = P.get("haystack", n_pairs=cfg["n_pairs"], query=cfg["query"],
+                n_values=cfg["n_values"])
     arch = dict(context=cfg["length"], n_layers=cfg["n_layers"], n_heads=cfg["n_heads"],
                 d_model=cfg["d_model"])
     L, B = cfg["length"], cfg["batch"]
-    WL = max(cfg["warm_length"], L)  # the source's context (its first L positions transfer)
-    source = TinyGPT(dyck.vocab_size, **dict(arch, context=WL), seed=10_000 + seed
-                     ).to(cfg["device"])
-    rng = np.random.default_rng([seed, 1])
-    WB = cfg["warm_batch"]
-    warm: list[float] = []
+    src_seed = seed if cfg["source_seed"] is None else cfg["source_seed"]
+    source, traj = None, []
     if any(ARMS[arm] is not None for arm in cfg["arms"]):  # scratch alone needs no source
-        warm = common.train(source, lambda s: dyck.sample(rng, WB, WL), cfg["warm_steps"],
-                            lr=cfg["warm_lr"], weight_decay=cfg["weight_decay"],
-                            warmup=int(cfg["warmup_frac"] * cfg["warm_steps"]))
+        source, traj = train_source(cfg, src_seed, cache)
+    end = traj[-1] if traj else {}
     test = hay.sample(np.random.default_rng([seed, 99]), cfg["eval_rows"], L)
     rows: list[dict[str, Any]] = []
     for arm in cfg["arms"]:
@@ -82,21 +160,70 @@ def run_seed(seed: int, cfg: dict[str, Any]) -> list[dict[str, Any]]:
         def evaluate(step: int, model: Any = model, arm: str = arm) -> None:
             sc = common.score(model, test)
             rows.append(dict(arm=arm, seed=seed, step=step, tokens=step * B * L,
-                             accuracy=sc.token_accuracy,
-                             loss=common.eval_loss(model, [test]),
-                             warmup_loss=float(np.mean(warm[-20:])) if warm else np.nan))
+                             accuracy=sc.token_accuracy, loss=common.eval_loss(model, [test]),
+                             source_seed=src_seed if source is not None else -1,
+                             source_steps=end.get("step", 0),
+                             source_tokens=end.get("tokens", 0),
+                             source_closer_accuracy=end.get("closer_accuracy", np.nan),
+                             source_loss=end.get("loss", np.nan),
+                             source_floor=end.get("floor", np.nan)))
             common.progress(rows[-1])
 
         common.train(model, lambda s, r=data_rng: hay.sample(r, B, L), cfg["steps"], lr=cfg["lr"],
                      weight_decay=cfg["weight_decay"],
                      warmup=int(cfg["warmup_frac"] * cfg["steps"]), every=cfg["eval_every"],
                      callback=evaluate)
-    return rows
+    return rows, traj
 
 
-def run(cfg: dict[str, Any], seeds: Sequence[int], n_jobs: int = 2) -> pd.DataFrame:
-    out = common.run_seeds(run_seed, [(s, cfg) for s in seeds], n_jobs)
-    return pd.DataFrame([r for rows in out for r in rows])
+def run(cfg: dict[str, Any], seeds: Sequence[int], n_jobs: int = 2,
+        cache: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train the sources (in parallel, cached), then every seed's arms."""
+    if cfg["source_seed"] is None:
+        src_seeds = list(seeds)
+    else:
+        src_seeds = [cfg["source_seed"]]
+    if any(ARMS[a] is not None for a in cfg["arms"]) and cache and len(src_seeds) > 1:
+        common.run_seeds(_source_only, [(s, cfg, cache) for s in src_seeds], n_jobs)
+    out = common.run_seeds(run_seed, [(s, cfg, cache) for s in seeds], n_jobs)
+    df = pd.DataFrame([r for rows, _ in out for r in rows])
+    seen: set[int] = set()
+    traj = []
+    for _, t in out:
+        if t and t[0]["seed"] not in seen:
+            seen.add(t[0]["seed"])
+            traj.extend(t)
+    return df, pd.DataFrame(traj)
+
+
+def _source_only(seed: int, cfg: dict[str, Any], cache: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    train_source(cfg, seed, cache)
+
+
+# --------------------------------------------------------------------------------- output
+def merge(folders: Sequence[str], name: str = "haystack_warmup"
+          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Join runs split by arm or seed: ``name.csv`` (and ``name_source.csv``) of each folder.
+
+    Duplicate ``(arm, seed, step)`` rows or runs whose steps differ raise ValueError: the arms
+    must be compared at equal haystack steps."""
+    dfs, trajs = [], []
+    for f in folders:
+        dfs.append(pd.read_csv(Path(f) / f"{name}.csv"))
+        src = Path(f) / f"{name}_source.csv"
+        if src.is_file():
+            trajs.append(pd.read_csv(src))
+    df = pd.concat(dfs, ignore_index=True)
+    if df.duplicated(["arm", "seed", "step"]).any():
+        raise ValueError("the merged runs share (arm, seed, step) rows")
+    if df.groupby(["arm", "seed"])["step"].max().nunique() != 1:
+        raise ValueError("the merged runs end at different haystack steps")
+    traj = (pd.concat(trajs, ignore_index=True).drop_duplicates(["seed", "step"])
+            if trajs else pd.DataFrame())
+    return df, traj
 
 
 def figure(df: pd.DataFrame) -> Any:
@@ -108,27 +235,34 @@ def figure(df: pd.DataFrame) -> Any:
         ax.fill_between(m.index, 100 * m["min"], 100 * m["max"], alpha=0.2)
     ax.set_xlabel("haystack training steps")
     ax.set_ylabel("answer accuracy (%)")
-    ax.set_title("Needle in a haystack after a Dyck warm-up (mean, min-max over seeds)")
+    ax.set_title("Needle in a haystack after a Dyck warm-up (mean, min-max over seeds)",
+                 fontsize=9)
     ax.legend(title="transferred")
     return fig
 
 
 def final(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std, min, max and count of the accuracy at the last step, per arm."""
     last = df[df["step"] == df["step"].max()]
     return common.spread(last, "arm", "accuracy")
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = common.parser(__doc__.splitlines()[0])
-    for k in ("warm_steps", "steps", "batch", "d_model", "n_layers", "n_heads", "n_pairs",
-              "dyck_k", "eval_every", "eval_rows", "length", "warm_length", "warm_batch"):
+    for k in ("steps", "batch", "d_model", "n_layers", "n_heads", "n_pairs", "n_values",
+              "dyck_k", "eval_every", "eval_rows", "length", "warm_length", "warm_batch",
+              "warm_max_steps", "gate_every", "gate_rows", "source_seed"):
         p.add_argument(f"--{k.replace('_', '-')}", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--warm-lr", type=float, default=None)
+    for k in ("lr", "warm_lr", "warm_wd", "weight_decay", "gate", "floor_gap"):
+        p.add_argument(f"--{k.replace('_', '-')}", type=float, default=None)
     p.add_argument("--query", choices=("marked", "repeat"), default=None,
                    help="haystack query tokens (marked = the paper's code)")
-    p.add_argument("--weight-decay", type=float, default=None)
     p.add_argument("--arms", default=None, help=f"comma-separated subset of {','.join(ARMS)}")
+    p.add_argument("--cache", default=None,
+                   help="folder for trained Dyck sources (reused when the settings match)")
+    p.add_argument("--name", default="haystack_warmup", help="output file stem")
+    p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
+                   help="join the CSVs of earlier runs (split by arm or seed) instead of training")
     args = p.parse_args(argv)
     if args.arms:
         args.arms = tuple(a.strip() for a in args.arms.split(","))
@@ -137,17 +271,30 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     cfg = dict(SMOKE if args.smoke else DEFAULTS)
     cfg.update({k: v for k, v in vars(args).items() if k in cfg and v is not None})
     timer = common.Timer()
-    df = run(cfg, common.seed_list(args), args.n_jobs)
-    csv, png = common.write(df, figure(df), args.out, "haystack_warmup")
+    if args.merge:
+        df, traj = merge(args.merge, args.name)
+    else:
+        df, traj = run(cfg, common.seed_list(args), args.n_jobs, args.cache)
+    csv, png = common.write(df, figure(df), args.out, args.name)
+    if len(traj):
+        traj.to_csv(Path(args.out) / f"{args.name}_source.csv", index=False,
+                    float_format="%.6g")
     summ = final(df)
-    print(f"haystack warm-up study, {args.seeds} seeds, {timer():.0f} s; config {cfg}")
+    print(f"haystack warm-up study, {df['seed'].nunique()} seeds, {timer():.0f} s; config {cfg}")
+    if len(traj):
+        for s, g in traj.groupby("seed"):
+            e = g.iloc[-1]
+            print(f"  source seed {s}: {int(e['step'])} Dyck steps ({int(e['tokens'])} tokens), "
+                  f"closer accuracy {e['closer_accuracy']:.3f}, loss {e['loss']:.3f} vs floor "
+                  f"{e['floor']:.3f} (gap {e['loss'] - e['floor']:.3f}), gate "
+                  f"{'passed' if e['passed'] else 'NOT passed'}")
     for r in summ.itertuples():
-        print(f"  {r.arm:10s} accuracy {100 * r.mean:5.1f}% +- {100 * (r.std or 0):.1f} "
+        print(f"  {r.arm:16s} accuracy {100 * r.mean:5.1f}% +- {100 * (r.std or 0):.1f} "
               f"(min {100 * r.min:.1f}, max {100 * r.max:.1f}, n={r.count})")
-    if {"scratch", "all"} <= set(summ["arm"]):
-        gain = summ.set_index("arm")["mean"]
-        print(f"  gain (all - scratch): {100 * (gain['all'] - gain['scratch']):+.1f} points "
-              "(paper: 10% -> 98%, target >= +30)")
+    means = summ.set_index("arm")["mean"]
+    if {"scratch", "attention"} <= set(means.index):
+        print(f"  gain (attention - scratch): {100 * (means['attention'] - means['scratch']):+.1f}"
+              " points (target >= +30; paper 10% -> 98%)")
     print(f"  wrote {csv} and {png}")
     return df
 

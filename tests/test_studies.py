@@ -81,6 +81,23 @@ def test_skillit_lego_smoke(tmp_path):
     _png(tmp_path / "skillit_lego.png")
 
 
+def test_skillit_lego_smoke_with_scratchpad_and_distractors(tmp_path):
+    import mixopt.procedural as P
+
+    args = ARGS + ["--out", str(tmp_path), "--scratchpad", "named", "--distractors", "2",
+                   "--arms", "stratified,skillit"]
+    res = skillit_lego.main(args)
+    acc = res["accuracy"]
+    assert set(acc["arm"]) == {"stratified", "skillit"}
+    assert acc[skillit_lego.SKILLS].stack().between(0, 1).all()
+    cfg = dict(skillit_lego.SMOKE, scratchpad="named", distractors=2)
+    task = skillit_lego.lego(cfg)
+    assert isinstance(task, P.Lego) and task.distractors == 2 and task.scratchpad == "named"
+    # 7 clauses of 5 tokens, the query (3) and a 5-step named scratchpad (10): 48 > 32
+    assert skillit_lego.context(cfg) == task.min_length() == 48
+    assert len(res["graph"]) == 25
+
+
 def test_lego_curriculum_is_cumulative_chain_order():
     rule = skillit_lego.make_rule("curriculum", dict(skillit_lego.DEFAULTS, steps=100))
     # 100 steps over 5 segments of 20: step 0 only var0; step 45 (segment 3) var0..var2 evenly

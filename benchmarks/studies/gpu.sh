@@ -2,7 +2,7 @@
 # Larger versions of the studies for a lent GPU machine (one GPU, 16 CPU cores), each job sized
 # for one 10-minute device call (run from the repository root):
 #
-#   bash benchmarks/studies/gpu.sh haystack SEED   # the paper's haystack size; 4 arms in parallel
+#   bash benchmarks/studies/gpu.sh haystack SEED   # the paper's haystack size; 5 arms in parallel
 #   bash benchmarks/studies/gpu.sh ladder SEED     # widths 32-128, 4 layers, 5 sizes in parallel
 #
 # Results (CSV, PNG, one log per process) go to ${OUT:-/tmp/gpu-out}/<job>-s<SEED>/. Set
@@ -19,13 +19,20 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg
 py=${PYTHON:-python3}
 case $job in
 haystack)  # arXiv 2601.21725 diagnostic: 30 pairs, batch 1,000, 10k steps, lr 1e-3 cosine
-    for arm in scratch all attention mlp; do
-        timeout 560 "$py" benchmarks/studies/haystack_warmup.py --device "${DEVICE:-cuda}" --seeds 1 \
-            --first-seed "$seed" --n-jobs 1 --arms "$arm" --n-pairs 30 --length 64 \
-            --batch 1000 --steps 10000 --lr 1e-3 --warm-steps 2500 --eval-every 1000 \
-            --eval-rows 2000 --out "$out/$arm" > "$out/$arm.log" 2>&1 &
+    # stage one once (issue 20's recipe: Dyck k = 16, length 64, constant lr 1e-3, wd 0.1, until
+    # closer accuracy 0.9 or 0.1 nat from the entropy floor), cached; then the arms in parallel
+    common=(--device "${DEVICE:-cuda}" --seeds 1 --first-seed "$seed" --n-jobs 1 --n-pairs 30
+            --length 64 --n-values "${N_VALUES:-127}" --batch 1000 --steps 10000 --lr 1e-3
+            --eval-every 1000 --eval-rows 2000 --cache "$out/cache")
+    timeout 300 "$py" benchmarks/studies/haystack_warmup.py "${common[@]}" --arms attention \
+        --steps 0 --out "$out/source" > "$out/source.log" 2>&1
+    for arm in scratch attention attention+norms mlp all; do
+        timeout 560 "$py" benchmarks/studies/haystack_warmup.py "${common[@]}" --arms "$arm" \
+            --out "$out/$arm" > "$out/$arm.log" 2>&1 &
     done
-    wait ;;
+    wait
+    "$py" benchmarks/studies/haystack_warmup.py --merge "$out"/scratch "$out"/attention \
+        "$out"/attention+norms "$out"/mlp "$out"/all --out "$out" > "$out/merge.log" 2>&1 ;;
 ladder)  # heads of width 16; N (non-embedding) from 50k to 790k
     timeout 560 "$py" benchmarks/studies/ladder.py --device "${DEVICE:-cuda}" --no-fit --seeds 1 \
         --first-seed "$seed" --n-jobs 5 --widths 32 48 64 96 128 --n-layers 4 --head-dim 16 \

@@ -5,6 +5,7 @@
 >>> alloc.N, alloc.D, alloc.loss                                 # doctest: +SKIP
 >>> p = plan.split({"code": fit_code, "math": fit_math}, 1e21)   # doctest: +SKIP
 >>> print(p.summary())                                           # doctest: +SKIP
+>>> p.save("plan.json"); plan.load("plan.json")                  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mixopt.plan.flops import (
     tokens_to_steps,
 )
 from mixopt.plan.frontier import frontier
+from mixopt.plan.io import load, save
 from mixopt.plan.mixture import MixtureAllocation, MixturePath, mixture, mixture_path
 from mixopt.plan.mixture_split import MixtureSplitPlan, mixture_split
 from mixopt.plan.optimal import best_loss_at, budget_for_loss, compute_optimal
@@ -48,4 +50,6 @@ __all__ = [
     "MixturePath",
     "SplitPlan",
     "Frontier",
+    "load",
+    "save",
 ]

@@ -37,6 +37,7 @@ from mixopt.mixture.simplex import project_euclidean
 from mixopt.plan._inputs import Fit, as_fit, check_budget, check_positive
 from mixopt.plan.extrapolation import attach
 from mixopt.plan.flops import as_flop_model
+from mixopt.plan.result import FORMAT, _Saveable
 
 __all__ = ["MixtureAllocation", "MixturePath", "mixture", "mixture_path"]
 
@@ -47,7 +48,7 @@ def _num(x: Any) -> Any:
 
 
 @dataclass
-class MixtureAllocation:
+class MixtureAllocation(_Saveable):
     """The optimal training mixture at one scale (or budget).
 
     Attributes
@@ -103,7 +104,8 @@ class MixtureAllocation:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"weights": {d: _num(v) for d, v in self.weights.items()},
+        return {"kind": "MixtureAllocation", "format": FORMAT,
+                "weights": {d: _num(v) for d, v in self.weights.items()},
                 "loss": {k: _num(v) for k, v in self.loss.items()},
                 "objective": _num(self.objective), "N": _num(self.N), "D": _num(self.D),
                 "flops": _num(self.flops),
@@ -115,7 +117,7 @@ class MixtureAllocation:
 
 
 @dataclass
-class MixturePath:
+class MixturePath(_Saveable):
     """Optimal mixtures over a range of budgets (:func:`mixture_path`)."""
 
     plans: list[MixtureAllocation]
@@ -157,7 +159,8 @@ class MixturePath:
             float_format=lambda v: f"{v:.4g}") + "\n" + describe(self.extrapolation))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"plans": [p.to_dict() for p in self.plans]}
+        return {"kind": "MixturePath", "format": FORMAT,
+                "plans": [p.to_dict() for p in self.plans]}
 
     def plot(self, path: Any = None, *, ax: Any = None) -> Any:
         """Stacked weights and the optimal N against the budget (log scale), on two new axes or

@@ -38,6 +38,7 @@ from mixopt.mixture._inputs import check_bounds, domain_vector
 from mixopt.mixture.simplex import project_euclidean
 from mixopt.plan._inputs import as_fit, check_budget, check_positive
 from mixopt.plan.extrapolation import attach
+from mixopt.plan.result import FORMAT, _Saveable
 
 __all__ = ["MixtureSplitPlan", "mixture_split", "effective_tokens"]
 
@@ -45,7 +46,7 @@ _LOG_MAX = np.log(1e30)
 
 
 @dataclass
-class MixtureSplitPlan:
+class MixtureSplitPlan(_Saveable):
     """Pretraining mixture, model size and token split under a budget.
 
     ``extrapolation`` lists where the plan leaves the range of its fits' data (N, D, the
@@ -85,7 +86,8 @@ class MixtureSplitPlan:
     def to_dict(self) -> dict[str, Any]:
         def num(x: float) -> float | None:
             return float(x) if np.isfinite(x) else None
-        return {"weights": {d: num(v) for d, v in self.weights.items()}, "N": num(self.N),
+        return {"kind": "MixtureSplitPlan", "format": FORMAT,
+                "weights": {d: num(v) for d, v in self.weights.items()}, "N": num(self.N),
                 "D": num(self.D), "D_spec": {k: num(v) for k, v in self.D_spec.items()},
                 "D_eff": {k: num(v) for k, v in self.D_eff.items()},
                 "loss": {k: num(v) for k, v in self.loss.items()},
@@ -94,6 +96,14 @@ class MixtureSplitPlan:
                 "notes": list(self.notes),
                 "extrapolation": None if self.extrapolation is None
                 else [dict(r) for r in self.extrapolation]}
+
+
+class _Fast:
+    """A fit with its fit-space parameters computed once (``Fit.theta`` re-validates on every
+    access, which dominated the planner's time)."""
+
+    def __init__(self, fit: Any) -> None:
+        self.law, self.params, self.theta = fit.law, fit.params, np.asarray(fit.theta)
 
 
 def _pred(fit, X: dict[str, np.ndarray]) -> np.ndarray:
@@ -105,7 +115,7 @@ def effective_tokens(spec_fit: Any, N: np.ndarray, target: np.ndarray,
                      iters: int = 64) -> np.ndarray:
     """``x`` with ``S(N, x, 0) = target`` for a specialisation law ``S`` (bisection in log x;
     ``1e30`` where the target is below the pretrain-only floor, 1 where above S(N, 1, 0))."""
-    f = as_fit(spec_fit, "spec_fit")
+    f = spec_fit if isinstance(spec_fit, _Fast) else _Fast(as_fit(spec_fit, "spec_fit"))
     shape = np.broadcast(np.asarray(N), np.asarray(target)).shape
     N = np.broadcast_to(np.asarray(N, dtype=float), shape).reshape(-1)
     target = np.broadcast_to(np.asarray(target, dtype=float), shape).reshape(-1)
@@ -155,8 +165,8 @@ def mixture_split(
         raise PlanError(f"mixture_fits {sorted(map(str, mixture_fits))} and split_fits "
                         f"{sorted(map(str, split_fits))} must name the same evaluation domains")
     names = [str(k) for k in mixture_fits]
-    mix = [as_fit(mixture_fits[k], f"mixture_fits[{k!r}]") for k in mixture_fits]
-    spec = [as_fit(split_fits[k], f"split_fits[{k!r}]") for k in mixture_fits]
+    mix = [_Fast(as_fit(mixture_fits[k], f"mixture_fits[{k!r}]")) for k in mixture_fits]
+    spec = [_Fast(as_fit(split_fits[k], f"split_fits[{k!r}]")) for k in mixture_fits]
     domains = list(getattr(mix[0].law, "domains", []) or [])
     for k, f in zip(names, mix):
         if sorted(getattr(f.law, "domains", []) or []) != sorted(domains) or not domains:

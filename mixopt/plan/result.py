@@ -9,7 +9,26 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["Allocation", "AllocationDistribution", "SplitPlan", "Frontier", "format_tokens",
-           "format_size"]
+           "format_size", "FORMAT"]
+
+#: Version of the saved-plan format (the ``format`` field of every plan's ``to_dict``); files of
+#: another version are refused by :func:`mixopt.plan.load`.
+FORMAT = 1
+
+
+def _head(kind: str) -> dict[str, Any]:
+    return {"kind": kind, "format": FORMAT}
+
+
+class _Saveable:
+    """``save(path)``: the plan as strict JSON, read back by :func:`mixopt.plan.load`."""
+
+    def save(self, path: Any) -> None:
+        """Write :meth:`to_dict` as strict JSON (non-finite numbers as ``"inf"``/``"nan"``
+        strings); :func:`mixopt.plan.load` reads it back, checked field by field."""
+        from mixopt.plan.io import save
+
+        save(self, path)
 
 
 def _out(x: Any, scalar: bool) -> Any:
@@ -81,7 +100,7 @@ def _extrapolation_lines(records: list[dict[str, Any]] | None) -> list[str]:
 
 
 @dataclass
-class Allocation:
+class Allocation(_Saveable):
     """A compute allocation (N parameters, D tokens) per budget and its predicted loss.
 
     ``N``, ``D``, ``loss`` and ``budget`` are floats for a scalar budget, arrays otherwise.
@@ -124,16 +143,16 @@ class Allocation:
         return "\n".join(lines + _extrapolation_lines(self.extrapolation))
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable({k: getattr(self, k) for k in (
+        return _jsonable({**_head("Allocation"), **{k: getattr(self, k) for k in (
             "budget", "N", "D", "loss", "law", "flops", "solver", "success", "status", "message",
-            "constraints", "extrapolation")})
+            "constraints", "extrapolation")}})
 
     def __repr__(self) -> str:
         return self.summary()
 
 
 @dataclass
-class AllocationDistribution:
+class AllocationDistribution(_Saveable):
     """Compute-optimal allocations under a bootstrap distribution of law parameters.
 
     ``N``, ``D``, ``loss``: point estimates (from the point fit when the bootstrap carries one,
@@ -205,9 +224,11 @@ class AllocationDistribution:
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable({
+            **_head("AllocationDistribution"),
             "budget": self.budget, "N": self.N, "D": self.D, "loss": self.loss,
             "level": self.level, "law": self.law, "flops": self.flops, "solver": self.solver,
             "lower": self.lower, "upper": self.upper, "n_samples": self.n_samples,
+            "samples": {k: np.asarray(v, dtype=float) for k, v in self.samples.items()},
             "extrapolation": self.extrapolation,
         })
 
@@ -216,7 +237,7 @@ class AllocationDistribution:
 
 
 @dataclass
-class SplitPlan:
+class SplitPlan(_Saveable):
     """A split plan: shared pretraining (N, D), specialist tokens D'_k and predicted losses.
 
     ``split_fraction`` = D / (D + sum_k D'_k); ``flops`` = FLOPs used (equals the budget);
@@ -286,10 +307,10 @@ class SplitPlan:
         return "\n".join(lines + _extrapolation_lines(self.extrapolation))
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in (
+        out = {**_head("SplitPlan"), **{k: getattr(self, k) for k in (
             "budget", "N", "D", "D_spec", "loss", "flops", "split_fraction", "objective",
             "objective_value", "weights", "caps", "success", "status", "message", "solver",
-            "n_starts", "laws", "flop_model", "extrapolation")}
+            "n_starts", "laws", "flop_model", "extrapolation")}}
         out["D"] = _zero_sub_token(self.D)
         out["D_spec"] = {k: _zero_sub_token(v) for k, v in self.D_spec.items()}
         out["caps"] = {k: v for k, v in self.caps.items()}
@@ -308,7 +329,7 @@ class SplitPlan:
 
 
 @dataclass
-class Frontier:
+class Frontier(_Saveable):
     """Split plans over an array of budgets: ``frame`` has one row per budget."""
 
     frame: pd.DataFrame
@@ -351,7 +372,8 @@ class Frontier:
                             + _extrapolation_lines(self.extrapolation)))
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable({"frame": self.frame.to_dict(orient="list"), "domains": self.domains,
+        return _jsonable({**_head("Frontier"),
+                          "frame": self.frame.to_dict(orient="list"), "domains": self.domains,
                           "objective": self.objective, "solver": self.solver,
                           "extrapolation": self.extrapolation})
 

@@ -1,4 +1,4 @@
-"""The data mixing law of Ye et al. (2024), "Data Mixing Laws", eq. (1).
+"""The data mixing law of Ye et al. (2024), "Data Mixing Laws" (their multi-domain mixing law).
 
 For one evaluation domain i, the loss of a model trained on mixture proportions r = (r_1..r_m) is
 
@@ -39,7 +39,7 @@ START_FRACTIONS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
 
 
 class MixingLaw(Law):
-    """L(r) = c + k exp(sum_j t_j r_j) (Ye et al. 2024, eq. 1), for one evaluation domain.
+    """L(r) = c + k exp(sum_j t_j r_j) (Ye et al. 2024, multi-domain law), for one domain.
 
     Parameters
     ----------
@@ -90,7 +90,7 @@ class MixingLaw(Law):
             variables=components,
             parameters=tuple(params),
             description="L = c + k exp(sum_j t_j r_j)" if scale else "L = c + exp(sum_j t_j r_j)",
-            reference="Ye et al. 2024, Data Mixing Laws, eq. (1)",
+            reference="Ye et al. 2024, Data Mixing Laws (multi-domain mixing law)",
             options={"components": list(components), "max_slope": max_slope, "scale": bool(scale)},
             nonnegative=components,
         )

@@ -14,24 +14,34 @@ the mixture)::
     L = E + (sum_j CA_j h_j)**gamma_N / N**alpha + (sum_j CB_j h_j)**gamma_D / D**beta
           + 1 / (sum_j C_j h_j**gamma_j)
 
-``"mixing_chinchilla"`` (Ye et al. 2024, "Data Mixing Laws", eq. 1 composed with a Chinchilla
-law)::
+``"mixing_chinchilla"`` (Ye et al. 2024, "Data Mixing Laws": their multi-domain mixing law
+``L = c + k exp(sum_j t_j h_j)`` composed with a Chinchilla law)::
 
     L = E + exp(sum_j ta_j h_j) / N**alpha + exp(sum_j tb_j h_j) / D**beta
 
-**On the forms.** The two Shukor et al. forms are written as mixopt's reference notes reconstruct
-them from secondary sources; the paper's text could not be checked from here, so the exact
-placement of the exponents (e.g. whether ``gamma_N`` applies to the sum or to each term) is
-uncertain. On the simplex a common scale of ``CA`` (``CB``) is the size (data) term's amplitude,
-so there is no separate ``A`` (``B``) in the joint law.
+**On the forms.** The paper's own text could not be read from here (equation numbers are
+therefore not cited). The two Shukor et al. forms above agree with an independent public
+reimplementation and with published summaries of the paper: in the additive law the mixture
+enters only through ``1 / sum_j C_j h_j**gamma_j`` (one exponent per domain, 2K + 5 parameters);
+in the joint law one exponent applies to each weighted sum, ``(sum_j CA_j h_j)**gamma_N``,
+and there is no separate ``A`` or ``B`` (4K + 5 parameters: 37 at K = 8, the count quoted
+from the paper).
+On the simplex a common scale of ``CA`` (``CB``) is the size (data) term's amplitude. mixopt
+bounds ``gamma_N`` and ``gamma_D`` to ``[0.01, max_exponent]``; the reimplementation also
+allows negative values (pass ``bounds=`` to widen). The paper fits with a Huber loss and
+L-BFGS inside basin-hopping from random starts; mixopt uses its own engine (grid and
+variable-projection starts, see below), which reaches the same optimum on simulated data.
 
-**Why a single surface for Ye et al.** Their nested pipeline fits a step law per (size, mixture),
-a size law per (step, mixture), then a mixing law on the extrapolated losses; it needs a full
-grid of sizes x steps x mixtures and carries no shared parameters between the stages. mixopt
-uses one surface instead: at a fixed mixture it is Chinchilla's law with amplitudes
-``A = exp(ta . h)`` and ``B = exp(tb . h)``; at a fixed (N, D) it is a sum of two terms of Ye
-et al.'s form ``k exp(t . h)`` (one term when ``ta - tb`` is constant over domains). It shares
-strength across every run, fits sparse designs (a few mixtures per size), and plans directly.
+**Why a single surface for Ye et al.** Their nested pipeline fits a step law ``E + (k/S)**a``
+per (size, mixture) and extrapolates it in steps, then a size law of the same form per
+mixture on those predictions (one exponent shared across curves), then a mixing law on the
+extrapolated losses (their released code uses a small ensemble of such exponential-of-linear
+units in that last stage); it needs a full grid of sizes x steps x mixtures and carries no
+shared parameters between the stages. mixopt uses one surface instead: at a fixed mixture it
+is Chinchilla's law with amplitudes ``A = exp(ta . h)`` and ``B = exp(tb . h)``; at a fixed
+(N, D) it is a sum of two terms of Ye et al.'s form ``k exp(t . h)`` (one term when
+``ta - tb`` is constant over domains). It shares strength across every run, fits sparse
+designs (a few mixtures per size), and plans directly.
 A law whose mixture term does not interact with N and D (``mixture_additive``) has a
 scale-independent optimal mixture; ``mixture_joint`` and ``mixing_chinchilla`` let the optimum
 move with N and D.
@@ -343,7 +353,8 @@ class MixingChinchilla(_MixtureLaw):
                    for d in self.domains]
         self._setup("mixing_chinchilla", self.domains, params,
                     "L = E + exp(ta . h)/N^alpha + exp(tb . h)/D^beta",
-                    "Ye et al. 2024, Data Mixing Laws, eq. (1), with Hoffmann et al. 2022, eq. (2)",
+                    "Ye et al. 2024, Data Mixing Laws (multi-domain mixing law), with "
+                    "Hoffmann et al. 2022, eq. (2)",
                     {"max_exponent": max_exponent})
 
     def grid(self) -> np.ndarray:

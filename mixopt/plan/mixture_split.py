@@ -113,21 +113,62 @@ def _pred(fit, X: dict[str, np.ndarray]) -> np.ndarray:
 
 def effective_tokens(spec_fit: Any, N: np.ndarray, target: np.ndarray,
                      iters: int = 64) -> np.ndarray:
-    """``x`` with ``S(N, x, 0) = target`` for a specialisation law ``S`` (bisection in log x;
-    ``1e30`` where the target is below the pretrain-only floor, 1 where above S(N, 1, 0))."""
+    """``x`` with ``S(N, x, 0) = target`` for a specialisation law ``S`` (in log x;
+    ``1e30`` where the target is below the pretrain-only floor, 1 where above S(N, 1, 0)).
+
+    A coarse bisection (6 halvings of [0, log 1e30]) brackets the root, then safeguarded
+    Newton steps on ``log S(N, e^u, 0) - log target`` (central-difference slope, one batched
+    call per step) polish it to rounding; a step that leaves the bracket bisects instead.
+    ``iters`` bounds the number of polishing steps. The result is a smooth function of the
+    target (the planner differentiates through it by finite differences).
+    """
     f = spec_fit if isinstance(spec_fit, _Fast) else _Fast(as_fit(spec_fit, "spec_fit"))
     shape = np.broadcast(np.asarray(N), np.asarray(target)).shape
     N = np.broadcast_to(np.asarray(N, dtype=float), shape).reshape(-1)
     target = np.broadcast_to(np.asarray(target, dtype=float), shape).reshape(-1)
-    lo = np.zeros(N.shape)
-    hi = np.full(N.shape, _LOG_MAX)
-    for _ in range(iters):
+    n = N.size
+    lo = np.zeros(n)
+    hi = np.full(n, _LOG_MAX)
+
+    def g(u: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        L = _pred(f, {"N": N[rows], "D": np.exp(u), "D_spec": np.zeros_like(u)})
+        with np.errstate(all="ignore"):
+            return np.log(L) - np.log(target[rows])
+
+    every = np.arange(n)
+    # the ends: above S(N, 1, 0) -> 1 token, below the floor -> 1e30 tokens (as bisection gives)
+    ends = g(np.concatenate([np.full(n, _LOG_MAX), np.zeros(n)]),
+             np.concatenate([every, every])).reshape(2, -1)
+    at_top, at_bottom = ends[0] > 0, ends[1] <= 0
+    for _ in range(6):
         mid = 0.5 * (lo + hi)
-        L = _pred(f, {"N": N, "D": np.exp(mid), "D_spec": np.zeros_like(mid)})
-        above = L > target  # still too lossy: need more tokens
+        above = g(mid, every) > 0  # still too lossy: need more tokens
         lo = np.where(above, mid, lo)
         hi = np.where(above, hi, mid)
-    return np.exp(0.5 * (lo + hi)).reshape(shape)
+    out = 0.5 * (lo + hi)
+    inner = np.flatnonzero(~at_top & ~at_bottom)
+    u, a, b = out[inner], lo[inner], hi[inner]
+    h = 1e-6
+    for _ in range(min(int(iters), 30)):
+        if inner.size == 0:
+            break
+        rows = np.concatenate([inner, inner, inner])
+        v = g(np.concatenate([u, u + h, u - h]), rows).reshape(3, -1)
+        gv, slope = v[0], (v[1] - v[2]) / (2 * h)
+        a = np.where(gv > 0, u, a)
+        b = np.where(gv > 0, b, u)
+        with np.errstate(all="ignore"):
+            step = u - gv / slope
+        ok = np.isfinite(step) & (step > a) & (step < b)
+        new = np.where(ok, step, 0.5 * (a + b))
+        done = np.abs(new - u) <= 4e-16 * np.maximum(1.0, np.abs(u))
+        u = new
+        if np.all(done):
+            break
+    out[inner] = u
+    out[at_top] = _LOG_MAX
+    out[at_bottom] = 0.0
+    return np.exp(out).reshape(shape)
 
 
 def mixture_split(

@@ -31,6 +31,7 @@ from mixopt.errors import DataError
 
 __all__ = ["COLUMNS", "ALIASES", "standardize", "validate", "as_arrays", "not_real"]
 
+#: canonical column names of a run table (``standardize`` maps ``ALIASES`` onto them)
 COLUMNS = ("N", "D", "D_spec", "loss", "C", "domain", "run")
 
 #: alias (lower-cased, spaces and dashes as underscores) -> canonical column

@@ -135,8 +135,8 @@ def custom(
         Optional ``jac(params, X) -> {name: dL/dparam}`` (natural units): the engine then uses
         these derivatives instead of central differences.
 
-    Example
-    -------
+    Examples
+    --------
     >>> law = custom("kaplan", lambda p, X: (p["Nc"] / X["N"]) ** p["a"], ("N",),
     ...              {"Nc": {"lower": 0, "grid": (20, 30), "log": True}, "a": (0, 2)})
     """

@@ -59,11 +59,25 @@ def _frame(table: Any, what: str) -> pd.DataFrame:
     return out
 
 
+def _real(x: Any) -> bool:
+    """A real number (bools, strings, bytes and complex numbers are not), or a missing value."""
+    return x is None or (isinstance(x, (int, float, np.integer, np.floating))
+                         and not isinstance(x, (bool, np.bool_)))
+
+
 def _numeric(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     for col in frame.columns:
         s = frame[col]
-        if s.dtype == bool or not (pd.api.types.is_numeric_dtype(s) or s.dtype == object):
+        if s.dtype == bool or pd.api.types.is_complex_dtype(s) or not (
+                pd.api.types.is_numeric_dtype(s) or s.dtype == object):
             raise DataError(f"column {col!r} of the {what} is not numeric (dtype {s.dtype})")
+        if s.dtype == object:
+            odd = [i for i, x in enumerate(s.tolist()) if not _real(x)]
+            if odd:
+                v = s.iloc[odd[0]]
+                raise DataError(
+                    f"column {col!r} of the {what} has a non-numeric value {v!r:.40} "
+                    f"({type(v).__name__}) at run {frame.index[odd[0]]!r}; expected a number")
         vals = pd.to_numeric(s, errors="coerce")
         if vals.isna().any():
             i = int(np.flatnonzero(vals.isna().to_numpy())[0])

@@ -216,6 +216,14 @@ def _simplex_frame(frame: Any, name: str, domains: list[str] | None) -> pd.DataF
         frame = frame[domains]
     if frame.shape[1] == 0:
         raise MixtureError(f"{name} has no domain columns")
+    for col in frame.columns:  # bools, strings and complex numbers are not weights
+        s = frame[col]
+        if s.dtype == bool or pd.api.types.is_complex_dtype(s) or (
+                s.dtype == object and not all(
+                    isinstance(x, (int, float, np.integer, np.floating))
+                    and not isinstance(x, (bool, np.bool_)) for x in s.tolist())):
+            raise MixtureError(f"{name}: weights must be numbers; column {col!r} holds "
+                               f"{s.dtype} values")
     try:
         values = frame.to_numpy(dtype=np.float64)
     except (TypeError, ValueError):

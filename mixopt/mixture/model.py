@@ -263,8 +263,13 @@ def load(path: str | Path) -> MixtureModel:
             entry = d["surrogates"][m]
             s = make(model, options)
             s.restore(entry["state"], R.to_numpy(), M[m].to_numpy(), seed)
+            with np.errstate(all="ignore"):
+                at_runs = np.asarray(s.predict(R.to_numpy()), dtype=float)
+            if not np.all(np.isfinite(at_runs)):
+                raise DataError(f"{str(path)!r}: surrogates.{m}.state predicts non-finite "
+                                "values at the saved runs (a damaged or tampered state)")
             surr[m] = s
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         if isinstance(exc, MixtureError | DataError):
             raise
         raise DataError(f"{str(path)!r} is a damaged mixture model: {exc!r}") from None

@@ -7,11 +7,14 @@ returns them as mixopt's ``ratios`` and ``metrics`` tables with plain domain nam
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mixopt.errors import DataError
+from mixopt.mixture._inputs import check_metrics, check_ratios
 
 __all__ = ["read_regmix", "REGMIX_SPLITS"]
 
@@ -36,12 +39,29 @@ def read_regmix(directory: str | Path, *, split: str = "train", scale: str = "1m
     for p in (mix_path, loss_path):
         if not p.exists():
             raise DataError(f"RegMix file {str(p)!r} not found")
-    ratios = pd.read_csv(mix_path, index_col=0)
-    metrics = pd.read_csv(loss_path, index_col=0)
+    if not isinstance(renormalise, (bool, np.bool_)):
+        raise DataError(f"renormalise must be True or False, got {renormalise!r}")
+    try:
+        ratios = pd.read_csv(mix_path, index_col=0)
+        metrics = pd.read_csv(loss_path, index_col=0)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            ValueError) as exc:
+        raise DataError(f"RegMix files in {str(d)!r} are not readable CSV tables: "
+                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                        ) from None
     ratios.columns = [c.removeprefix("train_the_pile_") for c in ratios.columns]
     metrics.columns = [c.removeprefix("metric/the_pile_").removesuffix("_val_loss")
                        for c in metrics.columns]
     ratios.index.name = metrics.index.name = "run"
-    if renormalise:
-        ratios = ratios.div(ratios.sum(axis=1), axis=0)
+    what = f"RegMix mixtures {mix_path.name}"
+    if renormalise:  # rounded to 3 decimals: rows within the tolerance are renormalised
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ratios = check_ratios(ratios, what=what)
+    else:  # as released (checked the same way, returned unnormalised)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            check_ratios(ratios, what=what)
+        ratios = ratios.astype(np.float64)
+    metrics = check_metrics(metrics, what=f"RegMix losses {loss_path.name}")
     return ratios, metrics

@@ -65,7 +65,8 @@ def _copy_sources() -> None:
         caption = " ".join((doc or png.stem).split("\n\n")[0].split())
         sections.append(f"```{{figure}} _figures/{png.name}\n:alt: {png.stem}\n\n{caption} "
                         f"(`benchmarks/studies/{png.stem}.py`)\n```\n")
-    text = "\n".join(sections) or "No figures yet.\n"
+    text = "\n".join(sorted(sections, key=lambda sec: sec.split("\n\n", 1)[1])) or (
+        "No figures yet.\n")  # in study order: the captions start "Study 1: ..."
     target = GENERATED_FIGURES / "figures.md"
     if not target.exists() or target.read_text() != text:  # unchanged: keep the mtime
         target.write_text(text)
@@ -251,8 +252,8 @@ def _resolve_missing(app, env, node, contnode):
     if node.get("refdomain") != "py":
         return None
     target = node["reftarget"]
-    if target.startswith(_EXTERNAL_PREFIXES):
-        return None
+    if re.fullmatch(_EXTERNAL, target) or target in ("Any", "Callable", "Mapping", "Sequence"):
+        return None  # another project's name: nitpick_ignore_regex decides
     for cand in _candidates(node):
         obj = _lookup(cand)
         if obj is _MISSING:
@@ -264,13 +265,13 @@ def _resolve_missing(app, env, node, contnode):
                                                node, contnode)
             if resolved:
                 return resolved[0][1]
-        # exists, but is not on any page: show it as code, unlinked
+        # exists, but is not on any page: show it as code, unlinked (listed in the build
+        # log without -q, so owners can see which docstrings point at undocumented names)
+        _LOG.info("unlinked reference: %s (%s) in %s", target, cand,
+                  _source_object(node) or node.get("refdoc"))
         return contnode if isinstance(contnode, nodes.literal) else nodes.literal(
             target, target)
     return None
-
-
-_EXTERNAL_PREFIXES = ("numpy.", "pandas.", "torch.", "np.", "pd.")
 
 
 def _dataclass_defaults(app, what, name, obj, options, signature, return_annotation):
@@ -347,8 +348,14 @@ def _copy_when_building_these_docs(app) -> None:
         _copy_sources()
 
 
+def _no_object_base(app, name, obj, options, bases) -> None:
+    """Drop the uninformative "Bases: object" line of plain classes."""
+    bases[:] = [b for b in bases if b is not object]
+
+
 def setup(app):
     app.connect("builder-inited", _copy_when_building_these_docs)
+    app.connect("autodoc-process-bases", _no_object_base)
     app.add_config_value("mixopt_public_packages", PUBLIC_PACKAGES, "env")
     app.connect("build-finished", _check_public_api)
     app.connect("missing-reference", _resolve_missing)

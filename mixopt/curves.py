@@ -36,15 +36,24 @@ class TokenEquivalence:
 
     Attributes
     ----------
-    target_loss: the baseline's final loss (or the target given).
-    baseline_tokens: tokens the baseline used to reach it.
-    treated_tokens: natural tokens the treated run needed (NaN when never reached).
-    warmup_tokens: warm-up tokens spent before the treated run's curve starts.
-    fraction: ``treated_tokens / baseline_tokens`` (warm-up not counted).
-    fraction_with_warmup: ``(treated_tokens + warmup_tokens) / baseline_tokens``.
-    reached: whether the treated curve (or its fit) reaches the target.
-    extrapolated: the fit's answer lies beyond the treated run's last evaluation.
-    method: ``"interpolate"`` or ``"fit"``.
+    target_loss
+        the baseline's final loss (or the target given).
+    baseline_tokens
+        tokens the baseline used to reach it.
+    treated_tokens
+        natural tokens the treated run needed (NaN when never reached).
+    warmup_tokens
+        warm-up tokens spent before the treated run's curve starts.
+    fraction
+        ``treated_tokens / baseline_tokens`` (warm-up not counted).
+    fraction_with_warmup
+        ``(treated_tokens + warmup_tokens) / baseline_tokens``.
+    reached
+        whether the treated curve (or its fit) reaches the target.
+    extrapolated
+        the fit's answer lies beyond the treated run's last evaluation.
+    method
+        ``"interpolate"`` or ``"fit"``.
     """
 
     target_loss: float

@@ -158,13 +158,19 @@ def design(skills: int | Sequence[Any], method: str = "linear", steps: int = 100
 
     Parameters
     ----------
-    skills: number of skills, or their labels.
-    method: ``"linear"``, ``"pairwise"``, ``"demix"`` or ``"regression"``.
-    steps: training steps of every run (positive integer).
-    seeds: number of training seeds per mixture (ids ``0..seeds-1``), or the seed ids.
-    seed: seed or Generator for random (Dirichlet) designs (``"demix"``, ``"regression"``):
+    skills
+        number of skills, or their labels.
+    method
+        ``"linear"``, ``"pairwise"``, ``"demix"`` or ``"regression"``.
+    steps
+        training steps of every run (positive integer).
+    seeds
+        number of training seeds per mixture (ids ``0..seeds-1``), or the seed ids.
+    seed
+        seed or Generator for random (Dirichlet) designs (``"demix"``, ``"regression"``):
         required by them (no hidden randomness); the deterministic designs ignore it.
-    options: per method, see the module docstring (``pairs``; ``structure``, ``one_hot_factor``,
+    options
+        per method, see the module docstring (``pairs``; ``structure``, ``one_hot_factor``,
         ``n_runs``, ``alpha``).
     """
     if method not in DESIGNS:

@@ -47,11 +47,16 @@ def estimate(mixtures: pd.DataFrame, evals: pd.DataFrame, method: str = "linear"
 
     Parameters
     ----------
-    mixtures: DataFrame, index run, columns trained skill -> training proportion (on the simplex).
-    evals: DataFrame with columns ``run, step, skill, loss`` (optionally ``seed``).
-    method: ``"linear"``, ``"pairwise"``, ``"demix"`` or ``"regression"``.
-    step: compare losses at step 0 with this step (default: each run's last step).
-    options: method options: ``relative`` (linear; demix and regression: divide drops by
+    mixtures
+        DataFrame, index run, columns trained skill -> training proportion (on the simplex).
+    evals
+        DataFrame with columns ``run, step, skill, loss`` (optionally ``seed``).
+    method
+        ``"linear"``, ``"pairwise"``, ``"demix"`` or ``"regression"``.
+    step
+        compare losses at step 0 with this step (default: each run's last step).
+    options
+        method options: ``relative`` (linear; demix and regression: divide drops by
         ``L(0)``), ``per_step`` (demix, regression: divide drops by the steps), ``criterion``,
         ``margin``, ``target``, ``weights`` (pairwise), ``alpha`` (regression intervals).
 

@@ -50,14 +50,20 @@ class SkillEstimate:
 
     Attributes
     ----------
-    graph: the estimated :class:`SkillGraph`.
-    method: the estimator (``"linear"``, ``"pairwise"``, ``"demix"``, ``"regression"``).
-    edges: per-entry statistics, one row per ``(source, target)`` (source trained, target
+    graph
+        the estimated :class:`SkillGraph`.
+    method
+        the estimator (``"linear"``, ``"pairwise"``, ``"demix"``, ``"regression"``).
+    edges
+        per-entry statistics, one row per ``(source, target)`` (source trained, target
         evaluated): at least ``estimate``, ``std`` (spread over replicate seeds; NaN with one)
         and ``n`` (replicates), plus method-specific columns.
-    n_runs, n_observations: distinct runs and ``(run, seed)`` observations used.
-    options: the estimator's options.
-    success, status, message: scipy-style outcome; ``message`` notes ignored runs.
+    n_runs, n_observations
+        distinct runs and ``(run, seed)`` observations used.
+    options
+        the estimator's options.
+    success, status, message
+        scipy-style outcome; ``message`` notes ignored runs.
     """
 
     graph: SkillGraph

@@ -104,15 +104,22 @@ def simulate_ablations(graph: SkillGraph, design: Design | pd.DataFrame, *,
 
     Parameters
     ----------
-    graph: ground truth; ``graph.matrix[i, j]`` is the per-step drop of skill ``j``'s loss when
+    graph
+        ground truth; ``graph.matrix[i, j]`` is the per-step drop of skill ``j``'s loss when
         training only on skill ``i``. Design skills must be trained skills of the graph (trained
         skills missing from the design get proportion 0).
-    design: a :class:`Design` or a DataFrame ``run, steps, [seed], <skill>...``.
-    initial_loss: loss at step 0 of every evaluated skill (scalar, sequence or mapping).
-    noise, process_noise: standard deviations of observation and per-step noise.
-    dynamics: ``"linear"`` or ``"proportional"`` (see module docstring).
-    eval_every: evaluation interval in steps (default ``max(1, steps // 10)`` per run).
-    seed: seed or Generator for the noise; required when ``noise`` or ``process_noise`` is
+    design
+        a :class:`Design` or a DataFrame ``run, steps, [seed], <skill>...``.
+    initial_loss
+        loss at step 0 of every evaluated skill (scalar, sequence or mapping).
+    noise, process_noise
+        standard deviations of observation and per-step noise.
+    dynamics
+        ``"linear"`` or ``"proportional"`` (see module docstring).
+    eval_every
+        evaluation interval in steps (default ``max(1, steps // 10)`` per run).
+    seed
+        seed or Generator for the noise; required when ``noise`` or ``process_noise`` is
         positive (randomness only from a seed), ignored otherwise.
 
     Returns

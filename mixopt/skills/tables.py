@@ -89,13 +89,20 @@ class Ablations:
 
     Attributes
     ----------
-    mixtures: validated mixtures table (float64).
-    train_skills, eval_skills: skill labels (strings).
-    runs, seeds: run id and seed of each observation (object arrays, length ``n``).
-    W: ``n x k`` training proportions of each observation.
-    steps: ``n`` final step of each observation.
-    initial, final: ``n x m`` losses at step 0 and at the final step.
-    curves: every evaluation as a wide DataFrame (index ``run, seed, step``; columns skills).
+    mixtures
+        validated mixtures table (float64).
+    train_skills, eval_skills
+        skill labels (strings).
+    runs, seeds
+        run id and seed of each observation (object arrays, length ``n``).
+    W
+        ``n x k`` training proportions of each observation.
+    steps
+        ``n`` final step of each observation.
+    initial, final
+        ``n x m`` losses at step 0 and at the final step.
+    curves
+        every evaluation as a wide DataFrame (index ``run, seed, step``; columns skills).
     """
 
     mixtures: pd.DataFrame

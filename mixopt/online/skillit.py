@@ -105,6 +105,8 @@ class SkillIt(OnlineRule):
         Hint for callers: training steps between two ``update`` calls (LEGO with
         ``evals_per_update=20``: 50).
 
+    Notes
+    -----
     ``update(losses)`` takes one loss per evaluated skill (``A.shape[1]`` entries).
     """
 

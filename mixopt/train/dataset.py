@@ -112,6 +112,8 @@ class MixtureDataset(IterableDataset):
     transform:
         Optional callable applied to each item dict before collation.
 
+    Notes
+    -----
     Each item is a dict with ``domain`` and ``index`` plus, for procedural sources, ``tokens``
     (int64 [T]), ``loss_mask`` (bool [T]) and ``skill`` when the task labels rows; for map-style
     sources the fields of a mapping item, or ``data`` for any other item.

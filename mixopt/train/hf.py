@@ -96,6 +96,8 @@ class MixtureCallback(TrainerCallback):
     fields:
         Maps each consumed batch to model inputs (default :func:`model_fields`).
 
+    Notes
+    -----
     Call :meth:`attach` on the Trainer (see the module docstring).
     """
 

@@ -138,10 +138,11 @@ class MixtureLoader:
     ----------
     dataset:
         The dataset (the authority: its state is what the loop consumed).
-    num_workers, pin_memory, persistent_workers, prefetch_factor, multiprocessing_context,
-    timeout, worker_init_fn:
+    num_workers, pin_memory, persistent_workers, prefetch_factor:
         Passed to :class:`torch.utils.data.DataLoader` (which gets ``batch_size=None``: the
         dataset's ``batch_size`` makes the batches).
+    multiprocessing_context, timeout, worker_init_fn:
+        Passed to the DataLoader as well.
     commit:
         ``"next"``: a batch counts as consumed when handed out (plain loops); ``"manual"``: when
         ``dataset.consume(batch)`` is called. ``None`` (default): the dataset's ``commit``.
@@ -149,6 +150,8 @@ class MixtureLoader:
         Optional callable applied to each consumed batch (``commit="next"`` only), e.g. to rename
         fields for a framework.
 
+    Notes
+    -----
     Batches equal those of ``iter(dataset)`` in one process with the same weight history, for any
     ``num_workers`` (see the module docstring).
     """

@@ -131,6 +131,8 @@ class MixtureSampler:
     rank, world_size:
         This process's share of the global stream (positions ``g = j * world_size + rank``).
 
+    Notes
+    -----
     Iterate it (``next(sampler)`` -> ``(domain, index)``) or call :meth:`next_batch` (vectorised,
     same stream). See the module docstring for the allocation rule and its bound.
     """

@@ -296,6 +296,31 @@ def _google_to_rst(app, what, name, obj, options, lines):
         lines[:] = GoogleDocstring(list(lines), config, app, what, name, obj).lines()
 
 
+_PARAM_NAME = re.compile(r"\*{0,2}\w+(\s*,\s*\*{0,2}\w+)*:?")
+
+
+def _check_parameter_names(app, what, name, obj, options, lines):
+    """A line at the indentation of a Parameters / Attributes entry starts a new entry, so a
+    closing paragraph written there (instead of under ``Notes``), or ``name: text`` on one line,
+    becomes a "parameter" named by the whole line and shows raw markup. Warn (an error under
+    -W) when an entry's name is not a list of identifiers."""
+    from numpydoc.docscrape import NumpyDocString
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            doc = NumpyDocString("\n".join(lines))
+    except Exception:  # noqa: BLE001 - numpydoc itself reports what it cannot parse
+        return
+    for section in ("Parameters", "Other Parameters", "Attributes"):
+        for entry in doc[section]:
+            if not _PARAM_NAME.fullmatch(entry.name.strip()):
+                _LOG.warning("docstring of %s: %s entry %r is not a parameter name (a closing "
+                             "paragraph belongs under 'Notes'; write 'name' or 'name : type' "
+                             "and the description indented below)", name, section,
+                             entry.name[:60], type="mixopt-docstring")
+
+
 def _numpydoc_warnings_are_sphinx_warnings() -> None:
     """numpydoc reports a docstring it cannot parse (an unknown section such as ``Example``,
     whose text it then drops) with Python's ``warnings``, which ``-W`` does not see; send those
@@ -361,4 +386,5 @@ def setup(app):
     app.connect("missing-reference", _resolve_missing)
     app.connect("autodoc-process-signature", _dataclass_defaults)
     app.connect("autodoc-process-docstring", _google_to_rst, priority=100)
+    app.connect("autodoc-process-docstring", _check_parameter_names, priority=101)
     _numpydoc_warnings_are_sphinx_warnings()

@@ -118,6 +118,24 @@ def test_public_name_missing_from_the_pages_fails_the_build(tmp_path: Path) -> N
     assert "public package mixopt.errors has no API page" in log  # no automodule directive
 
 
+def test_paragraph_read_as_a_parameter_fails_the_build(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "probe_docstrings.py").write_text(
+        'def f(x, y):\n'
+        '    """Probe.\n\n    Parameters\n    ----------\n'
+        '    x : float\n        Fine.\n'
+        '    y: written as name: text on one line.\n\n'
+        '    A closing paragraph, not under Notes.\n    """\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    status, log = _build(tmp_path, "Probe\n=====\n\n.. autofunction:: probe_docstrings.f\n",
+                         public=())
+    assert status != 0
+    assert "'y: written as name: text on one line.' is not a parameter name" in log
+    assert "'A closing paragraph, not under Notes.' is not a parameter name" in log
+    assert "'x'" not in log
+
+
 def test_clean_page_builds(tmp_path: Path) -> None:
     page = ("Probe\n=====\n\n.. automodule:: mixopt.errors\n\n"
             "See :class:`DataError` and :class:`mixopt.MixoptError`.\n")

@@ -157,6 +157,11 @@ def test_haystack_source_stops_at_its_gate_and_is_cached(tmp_path):
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
     assert haystack_warmup.source_key(cfg, 3) != haystack_warmup.source_key(cfg, 4)
+    # a source file given explicitly is used for any seed, whatever the settings
+    m3, t3 = haystack_warmup.train_source(dict(cfg, source_file=str(files[0]), gate=0.5), 7)
+    assert t3 == t1 and torch.equal(m3.wte.weight, m1.wte.weight)
+    with pytest.raises(FileNotFoundError, match="source-file"):
+        haystack_warmup.train_source(dict(cfg, source_file=str(tmp_path / "none.pt")), 0)
 
 
 def test_first_seed_splits_a_study_by_seed(tmp_path):

@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = dict(
     # stage two
     length=24, n_pairs=10, n_values=20, query="marked", steps=2000, batch=256, lr=1e-3,
     weight_decay=1e-3, warmup_frac=0.05, eval_every=250, eval_rows=1000,
-    arms=tuple(ARMS), source_seed=None, device="cpu")
+    arms=tuple(ARMS), source_seed=None, source_file=None, device="cpu")
 # The paper's haystack: 30 pairs, 127 values, length 63-64, batch 1,000, 10k steps, lr 1e-3.
 SMOKE: dict[str, Any] = dict(DEFAULTS, warm_max_steps=6, gate_every=3, gate_rows=16, steps=8,
                              batch=8, eval_every=4, eval_rows=64, warm_length=32, warm_batch=8)
@@ -97,6 +97,10 @@ def train_source(cfg: dict[str, Any], seed: int, cache: str | None = None
     model = TinyGPT(dyck.vocab_size, context=wl, n_layers=cfg["n_layers"],
                     n_heads=cfg["n_heads"], d_model=cfg["d_model"], seed=10_000 + seed)
     path = Path(cache) / f"haystack_dyck_source_{source_key(cfg, seed)}.pt" if cache else None
+    if cfg.get("source_file"):  # a given source (same format as the cache files)
+        path = Path(cfg["source_file"])
+        if not path.is_file():
+            raise FileNotFoundError(f"--source-file {path} does not exist")
     if path is not None and path.is_file():
         saved = torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(saved["state"])
@@ -258,6 +262,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--query", choices=("marked", "repeat"), default=None,
                    help="haystack query tokens (marked = the paper's code)")
     p.add_argument("--arms", default=None, help=f"comma-separated subset of {','.join(ARMS)}")
+    p.add_argument("--source-file", default=None,
+                   help="a trained source saved in the cache format (state, trajectory), used "
+                        "for every seed instead of training one")
     p.add_argument("--cache", default=None,
                    help="folder for trained Dyck sources (reused when the settings match)")
     p.add_argument("--name", default="haystack_warmup", help="output file stem")

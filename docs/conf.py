@@ -153,21 +153,24 @@ _DOCUMENTED: dict[int, dict[int, str]] = {}
 
 
 def _lookup(dotted: str) -> object:
-    """The object a dotted path names (module attributes, class members), or _MISSING."""
+    """The object a dotted path names, or _MISSING. Attributes win over submodules of the same
+    name (``mixopt.fitting.bootstrap`` is the function the package exports, not the module)."""
     parts = dotted.split(".")
-    for i in range(len(parts), 0, -1):
-        modname = ".".join(parts[:i])
+    for i in range(len(parts) - 1, 0, -1):
         try:
-            obj = importlib.import_module(modname)
+            obj = importlib.import_module(".".join(parts[:i]))
         except Exception:  # noqa: BLE001 - not a module (or not importable): try shorter
             continue
-        for attr in parts[i:]:
-            try:
+        try:
+            for attr in parts[i:]:
                 obj = getattr(obj, attr)
-            except Exception:  # noqa: BLE001
-                return _MISSING
-        return obj
-    return _MISSING
+            return obj
+        except AttributeError:
+            break
+    try:
+        return importlib.import_module(dotted)
+    except Exception:  # noqa: BLE001
+        return _MISSING
 
 
 def _documented(env) -> dict[int, str]:

@@ -12,15 +12,20 @@ checkpoint is continued on each domain with a fresh AdamW for ``cont_steps`` ste
 domain's held-out loss is recorded at several D' (including D' = 0). Tokens are steps x batch x
 length. Then, per domain:
 
-* :func:`mixopt.compare` of the ``additive``, ``transfer`` and ``multiplicative`` forms with
-  ``holdout="N"`` (fit on the smaller sizes, score on the largest): extrapolation error;
-* :func:`mixopt.plan.split` on each form's fit to all runs, at a budget inside the grid
-  (``--budget-frac`` of the largest grid configuration's FLOPs), against the measured best split
-  on the grid (brute force over N, D and each domain's D' with 6 N (D + sum_k D'_k) <= budget,
-  objective the mean domain loss). Three plans per form: N free; N fixed at the grid best's N;
-  and N fixed with D and every D' capped at the grid's largest values. The split spends the
-  whole budget, so it may leave the grid; each row also gives the form's predicted mean loss at
-  the measured best configuration.
+* extrapolation error of the ``additive``, ``transfer`` and ``multiplicative`` forms: fitted on
+  the smaller sizes, scored on every run of the largest. Fits leave out the early transient,
+  the runs whose model saw fewer than ``min_tokens`` tokens (D + D'), where the loss has not
+  reached the power law the forms describe (warm-up, the first few dozen steps). The threshold
+  is chosen per domain among ``MIN_TOKENS`` by a nested holdout that never sees the largest
+  size (fit below the two largest, score the second largest; :func:`select_min_tokens`);
+  ``--min-tokens 0`` fits every run. The error without the threshold is reported beside it;
+* :func:`mixopt.plan.split` on each form's fit to every size (runs past the threshold), at a
+  budget inside the grid (``--budget-frac`` of the largest grid configuration's FLOPs), against
+  the measured best split on the grid (brute force over N, D and each domain's D' with 6 N (D +
+  sum_k D'_k) <= budget, objective the mean domain loss). Three plans per form: N free; N fixed
+  at the grid best's N; and N fixed with D and every D' capped at the grid's largest values. The
+  split spends the whole budget, so it may leave the grid; each row also gives the form's
+  predicted mean loss at the measured best configuration.
 
 Writes ``ladder.csv`` (columns ``N, D, D_spec, loss, domain, run``, plus ``d_model``,
 ``n_layers``, ``seed``),
@@ -133,42 +138,107 @@ def measured_best(ladder: pd.DataFrame, budget: float) -> dict[str, Any] | None:
     return best
 
 
-def _compare(d: pd.DataFrame, law: str, domain: str, fit_options: dict[str, Any]
-             ) -> pd.DataFrame:
-    """:func:`mixopt.compare` of one law on one domain's runs, holding out the largest N; a
-    failure becomes a row with its message."""
+#: candidate thresholds on the tokens a run's model has seen (D + D'): runs below the chosen one
+#: are left out of a fit (the early transient, where the loss is not yet on the power law)
+MIN_TOKENS = (0, 25_000, 50_000, 100_000)
+
+
+def _past(d: pd.DataFrame, min_tokens: float) -> pd.DataFrame:
+    return d[d["D"] + d["D_spec"] >= min_tokens]
+
+
+def extrapolation_error(d: pd.DataFrame, law: str, fit_sizes: Sequence[float],
+                        test_size: float, min_tokens: float, fit_options: dict[str, Any]
+                        ) -> tuple[float, float]:
+    """Fit ``law`` on the runs of ``fit_sizes`` that saw at least ``min_tokens`` tokens and
+    return the mean and largest relative error on every run of ``test_size`` (all of them,
+    whatever their tokens: the threshold chooses the fitting data, never the scored runs)."""
     import mixopt
 
+    train = _past(d[d["N"].isin(list(fit_sizes))], min_tokens)
+    test = d[d["N"] == test_size]
+    fit = mixopt.fit(law, train[["N", "D", "D_spec", "loss"]], bounds=BOUNDS[law],
+                     allow_unconverged=True, **fit_options)
+    rel = np.abs(fit.predict(test) - test["loss"].to_numpy()) / test["loss"].to_numpy()
+    return float(np.mean(rel)), float(np.max(rel))
+
+
+def select_min_tokens(d: pd.DataFrame, fit_options: dict[str, Any],
+                      candidates: Sequence[float] = MIN_TOKENS, laws: Sequence[str] = LAWS
+                      ) -> tuple[float, dict[float, float]]:
+    """Choose the fitting threshold on tokens seen by a nested holdout that never looks at the
+    largest size: for each candidate, each of ``laws`` is fitted on the sizes below the two
+    largest and scored on the second largest (all its runs); the candidate with the lowest
+    error averaged over the laws wins (ties: the smaller threshold). With fewer than three sizes: 0.
+
+    Returns the threshold and the nested error (mean over laws) of every candidate."""
+    Ns = sorted(d["N"].unique())
+    if len(Ns) < 3:
+        return 0.0, {}
+    scores: dict[float, float] = {}
+    for c in candidates:
+        errs = []
+        for law in laws:
+            try:
+                errs.append(extrapolation_error(d, law, Ns[:-2], Ns[-2], c, fit_options)[0])
+            except Exception:  # too few runs left, or the fit failed: this candidate loses
+                errs.append(np.inf)
+        scores[float(c)] = float(np.mean(errs))
+    best = min(scores, key=lambda c: (scores[c], c))
+    return best, scores
+
+
+def _compare(d: pd.DataFrame, law: str, domain: str, fit_options: dict[str, Any],
+             min_tokens: float = 0.0) -> pd.DataFrame:
+    """Extrapolation error of one law on one domain: fitted on every size but the largest (runs
+    with at least ``min_tokens`` tokens seen), scored on all runs of the largest; also the error
+    without the threshold. A failure becomes a row with its message."""
+    Ns = sorted(d["N"].unique())
+    row: dict[str, Any] = dict(domain=domain, law=law, min_tokens=min_tokens, note="")
     try:
-        c = mixopt.compare([law], d, holdout="N", bounds=BOUNDS[law], **fit_options)
+        row["mean_rel_error"], row["max_rel_error"] = extrapolation_error(
+            d, law, Ns[:-1], Ns[-1], min_tokens, fit_options)
+        row["mean_rel_error_all_runs"] = (
+            row["mean_rel_error"] if min_tokens == 0 else
+            extrapolation_error(d, law, Ns[:-1], Ns[-1], 0, fit_options)[0])
     except Exception as exc:
-        c = pd.DataFrame([dict(law=law, mean_rel_error=np.nan, success=False,
-                               note=f"{type(exc).__name__}: {exc}")])
-    c.insert(0, "domain", domain)
-    return c
+        row.update(mean_rel_error=np.nan, max_rel_error=np.nan, mean_rel_error_all_runs=np.nan,
+                   note=f"{type(exc).__name__}: {exc}")
+    return pd.DataFrame([row])
 
 
-def per_seed(ladder: pd.DataFrame, **fit_options: Any) -> pd.DataFrame:
-    """Extrapolation error of every law on every domain, fitted on each seed's runs alone
-    (columns ``seed, domain, law, mean_rel_error, max_rel_error``, and ``note`` for a fit that
-    failed): the spread over seeds."""
+def _threshold(d: pd.DataFrame, min_tokens: float | None, fit_options: dict[str, Any]
+               ) -> float:
+    return select_min_tokens(d, fit_options)[0] if min_tokens is None else float(min_tokens)
+
+
+def per_seed(ladder: pd.DataFrame, min_tokens: float | None = None, **fit_options: Any
+             ) -> pd.DataFrame:
+    """Extrapolation error of every law on every domain, fitted on each seed's runs alone, the
+    fitting threshold chosen on that seed's runs (``min_tokens=None``) or given (columns
+    ``seed, domain, law, min_tokens, mean_rel_error, max_rel_error, mean_rel_error_all_runs``,
+    and ``note`` for a fit that failed): the spread over seeds."""
     rows = []
     for seed, runs in ladder.groupby("seed"):
         for dom in DOMAINS:
             d = runs[runs["domain"] == dom][["N", "D", "D_spec", "loss"]]
+            c_min = _threshold(d, min_tokens, fit_options)
             for law in LAWS:
-                c = _compare(d, law, dom, fit_options)
+                c = _compare(d, law, dom, fit_options, c_min)
                 c.insert(0, "seed", seed)
                 rows.append(c)
-    cols = ["seed", "domain", "law", "mean_rel_error", "max_rel_error", "note"]
+    cols = ["seed", "domain", "law", "min_tokens", "mean_rel_error", "max_rel_error",
+            "mean_rel_error_all_runs", "note"]
     out = pd.concat(rows, ignore_index=True)
     return out[[c for c in cols if c in out]]
 
 
-def analyse(ladder: pd.DataFrame, budget_frac: float = 0.1, **fit_options: Any
-            ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-domain :func:`mixopt.compare` (holdout the largest N) and, per law, the planned split
-    at a budget against the measured best on the grid. ``fit_options`` go to
+def analyse(ladder: pd.DataFrame, budget_frac: float = 0.1, min_tokens: float | None = None,
+            **fit_options: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-domain extrapolation error (fit on the smaller sizes, score every run of the largest
+    N) and, per law, the planned split at a budget against the measured best on the grid. Fits
+    use the runs that saw at least ``min_tokens`` tokens (``None``: chosen per domain by
+    :func:`select_min_tokens`, which never looks at the largest size). ``fit_options`` go to
     :func:`mixopt.fit` (e.g. ``grid=64`` starts drawn from each law's default grid)."""
     import mixopt
     import mixopt.plan
@@ -177,10 +247,12 @@ def analyse(ladder: pd.DataFrame, budget_frac: float = 0.1, **fit_options: Any
     fits: dict[str, dict[str, Any]] = {law: {} for law in LAWS}
     for dom in DOMAINS:
         d = ladder[ladder["domain"] == dom][["N", "D", "D_spec", "loss"]]
+        c_min = _threshold(d, min_tokens, fit_options)
         for law in LAWS:  # one law at a time: a failing law must not hide the others
-            comps.append(_compare(d, law, dom, fit_options))
+            comps.append(_compare(d, law, dom, fit_options, c_min))
             try:
-                fits[law][dom] = mixopt.fit(law, d, bounds=BOUNDS[law], **fit_options)
+                fits[law][dom] = mixopt.fit(law, _past(d, c_min), bounds=BOUNDS[law],
+                                            **fit_options)
                 fits[law][dom].predict(d)  # a fit whose parameters over/underflow fails here
             except Exception as exc:  # reported in the split table
                 fits[law][dom] = exc
@@ -268,8 +340,12 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.
     p.add_argument("--cont-evals", type=int, nargs="+", default=None, help="continuation steps")
     p.add_argument("--budget-frac", type=float, default=0.1,
                    help="split budget as a fraction of the largest grid configuration's FLOPs")
-    p.add_argument("--fit-grid", type=int, default=16,
-                   help="starts per fit, drawn from each law's default grid")
+    p.add_argument("--fit-grid", type=int, default=None,
+                   help="starts per fit, drawn from each law's default grid (default: the whole "
+                   "grid; 16 starts missed the optimum of noise-free additive ladders)")
+    p.add_argument("--min-tokens", type=float, default=None,
+                   help="fit only runs with D + D' >= this many tokens (default: chosen per "
+                   f"domain among {list(MIN_TOKENS)} by a nested holdout of the second-largest N)")
     p.add_argument("--no-fit", action="store_true", help="measure the ladder only")
     p.add_argument("--from-csv", default=None, help="analyse an existing ladder.csv")
     p.add_argument("--bundle", nargs="?", const=str(MEASURED_PATH), default=None,
@@ -289,7 +365,7 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.
         csv, png = common.write(ladder, figure(ladder, None), Path(args.out), "ladder")
         print(f"ladder study, {len(ladder)} rows, {timer():.0f} s (no fits); wrote {csv}, {png}")
         return ladder, pd.DataFrame(), pd.DataFrame()
-    comp, plan = analyse(ladder, args.budget_frac, grid=args.fit_grid)
+    comp, plan = analyse(ladder, args.budget_frac, args.min_tokens, grid=args.fit_grid)
     out = Path(args.out)
     csv, png = common.write(ladder, figure(ladder, comp), out, "ladder")
     comp.to_csv(out / "ladder_compare.csv", index=False, float_format="%.6g")
@@ -297,23 +373,32 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.
     source = f"read from {args.from_csv}" if args.from_csv else f"config {cfg}"
     print(f"ladder study, {ladder['seed'].nunique()} seed(s), {len(ladder)} rows, "
           f"{timer():.0f} s; {source}")
-    print("  extrapolation to the largest N (mean relative error, %; target < 2%):")
-    piv = comp.pivot(index="law", columns="domain", values="mean_rel_error")
-    piv["mean"] = piv.mean(axis=1)
-    print("  " + (100 * piv).round(2).to_string().replace("\n", "\n  "))
+    thr = comp.groupby("domain")["min_tokens"].first()
+    print("  fitting threshold on D + D' (tokens): "
+          + ", ".join(f"{dom} {int(v):,}" for dom, v in thr.items()))
+    for col, what in (("mean_rel_error", "fits past the threshold"),
+                      ("mean_rel_error_all_runs", "fits on every run")):
+        print(f"  extrapolation to the largest N, {what} (mean relative error on all its runs, %;"
+              " target < 2%):")
+        piv = comp.pivot(index="law", columns="domain", values=col)
+        piv["mean"] = piv.mean(axis=1)
+        print("  " + (100 * piv).round(2).to_string().replace("\n", "\n  "))
     for r in comp[comp["note"].fillna("") != ""].itertuples():
         print(f"  note: {r.law} on {r.domain}: {r.note}")
     cols = ["source", "N", "D"] + [f"D_spec_{d}" for d in DOMAINS] + ["mean_loss"]
     if "predicted_loss_at_grid_best" in plan:
         cols.append("predicted_loss_at_grid_best")
     if ladder["seed"].nunique() > 1:  # the same fits on each seed's runs alone
-        seeds = per_seed(ladder, grid=args.fit_grid)
+        seeds = per_seed(ladder, args.min_tokens, grid=args.fit_grid)
         seeds.to_csv(out / "ladder_compare_seeds.csv", index=False, float_format="%.6g")
         sp = common.spread(seeds, ["law", "domain"], "mean_rel_error")
         print("  per seed (mean relative error, %: mean +- std, min-max over seeds):")
         for r in sp.itertuples():
             print(f"    {r.law:15s} {r.domain:11s} {100 * r.mean:5.2f} +- {100 * (r.std or 0):.2f}"
                   f" ({100 * r.min:.2f}-{100 * r.max:.2f}, n={r.count})")
+        print("  thresholds chosen per seed: " + ", ".join(
+            f"seed {int(k[0])} {k[1]} {int(v):,}"
+            for k, v in seeds.groupby(["seed", "domain"])["min_tokens"].first().items()))
     print(f"  split at budget {plan['budget'].iloc[0]:.3g} FLOPs:")
     print("  " + plan[[c for c in cols if c in plan]].to_string(
         index=False, float_format=lambda v: f"{v:.4g}").replace("\n", "\n  "))

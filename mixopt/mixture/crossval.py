@@ -82,8 +82,10 @@ def cross_validate(
     if isinstance(models, str) or not isinstance(models, Sequence) or not models:
         raise MixtureError(f"models must be a non-empty list of names, got {models!r}")
     for m in models:
-        if m not in SURROGATES:
+        if not isinstance(m, str) or m not in SURROGATES:
             raise MixtureError(f"unknown mixture model {m!r}; choose from {sorted(SURROGATES)}")
+    if not isinstance(progress, (bool, np.bool_)):
+        raise MixtureError(f"progress must be True or False, got {progress!r:.40}")
     options = dict(options or {})
     for k in options:
         if k not in models:

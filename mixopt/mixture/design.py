@@ -45,6 +45,7 @@ domain at ``alpha = 0.1``) neither underflow to an all-zero row nor lose mass.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -459,6 +460,9 @@ def write_configs(swarm: pd.DataFrame, out_dir: str | Path, *,
             json.dumps(extra, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise MixtureError(f"template must be JSON-serialisable: {exc}") from None
+    if not isinstance(out_dir, (str, os.PathLike)) or str(out_dir) == "":
+        raise MixtureError(f"out_dir must be a folder path (a non-empty str or os.PathLike), "
+                           f"got {out_dir!r:.60}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise MixtureError(f"out_dir {str(out)!r} exists and is not a folder")
@@ -497,7 +501,11 @@ def _tempered(share: np.ndarray, temperature: float) -> np.ndarray:
     """``share ** temperature`` renormalised; zero shares stay zero (also at temperature 0)."""
     p = np.zeros_like(share)
     live = share > 0
-    p[live] = share[live] ** temperature
+    with np.errstate(all="ignore"):
+        p[live] = share[live] ** temperature
+    if not (np.isfinite(p).all() and p.sum() > 0):
+        raise MixtureError(f"temperature {temperature!r} underflows every share of the prior "
+                           "to 0: use a smaller temperature (RegMix uses 0.5)")
     return p / p.sum()
 
 

@@ -256,18 +256,32 @@ def load(path: str | Path) -> MixtureModel:
                           what=f"metrics in {path.name}")
         target = parse_target(d["target"], M.columns)
         model = d["model"]
+        if not isinstance(d["options"], dict):
+            raise DataError(f"{str(path)!r}: options must be a mapping, got {d['options']!r:.40}")
         options = dict(d["options"])
-        seed = int(d["seed"])
+        seed = d["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise DataError(f"{str(path)!r}: seed must be a non-negative integer, got {seed!r}")
+        runs = d["runs"]
+        if not isinstance(runs, list) or not all(
+                isinstance(r, (int, str)) and not isinstance(r, bool) for r in runs):
+            raise DataError(f"{str(path)!r}: runs must be a list of run ids (integers or "
+                            f"strings), got {runs!r:.60}")
         surr = {}
         for m in target.columns:
             entry = d["surrogates"][m]
             s = make(model, options)
+            if not isinstance(entry, dict) or entry.get("name") != model or \
+                    entry.get("options", s.options) != json.loads(json.dumps(s.options)):
+                raise DataError(f"{str(path)!r}: surrogates.{m} must be a {model!r} surrogate "
+                                f"with the model's options {s.options!r}")
             s.restore(entry["state"], R.to_numpy(), M[m].to_numpy(), seed)
             with np.errstate(all="ignore"):
                 at_runs = np.asarray(s.predict(R.to_numpy()), dtype=float)
-            if not np.all(np.isfinite(at_runs)):
-                raise DataError(f"{str(path)!r}: surrogates.{m}.state predicts non-finite "
-                                "values at the saved runs (a damaged or tampered state)")
+            if not np.all(np.isfinite(at_runs) & (at_runs > 0)):
+                raise DataError(f"{str(path)!r}: surrogates.{m}.state predicts non-finite or "
+                                "non-positive losses at the saved runs (a damaged or tampered "
+                                "state)")
             surr[m] = s
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         if isinstance(exc, MixtureError | DataError):

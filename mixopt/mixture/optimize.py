@@ -48,6 +48,10 @@ __all__ = ["MixturePlan", "optimize", "CONCENTRATIONS"]
 CONCENTRATIONS = np.geomspace(0.1, 5.0, 15)
 
 
+#: Most bootstrap resamples :func:`optimize` runs (each is a refit and a solve).
+MAX_BOOT = 100_000
+
+
 def _num(x: Any) -> Any:
     x = float(x)
     return x if np.isfinite(x) else None
@@ -395,6 +399,8 @@ def optimize(
             "max_iter": count(max_iter, "max_iter"),
             "tol": number(tol, "tol", low=0.0, low_open=True)}
     n_boot = count(n_boot, "n_boot", 0)
+    if n_boot > MAX_BOOT:
+        raise MixtureError(f"n_boot must be at most {MAX_BOOT:,} resamples, got {n_boot!r}")
     level = number(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
     rng = rng_from(seed)
     x, status, msg = _solve(model, method, lo, hi, kl, prior_v, rng, opts)

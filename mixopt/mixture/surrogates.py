@@ -89,6 +89,9 @@ class Surrogate:
         if not isinstance(state, dict):
             raise DataError(f"surrogate {self.name!r}: state must be a mapping")
         out = dict(state)
+        if "converged" in state and not isinstance(state["converged"], bool):
+            raise DataError(f"surrogate {self.name!r} state 'converged' must be true or false, "
+                            f"got {state['converged']!r:.40}")
         K = R.shape[1]
         for key in self.vector_state:
             v = _finite(state.get(key), f"surrogate {self.name!r} state {key!r}")
@@ -110,6 +113,9 @@ class Surrogate:
 def _finite(value: Any, what: str) -> np.ndarray:
     if value is None or isinstance(value, (bool, str)):
         raise DataError(f"{what} is missing or not numeric: {value!r:.60}")
+    raw = np.asarray(value, dtype=object)
+    if any(isinstance(x, (bool, np.bool_, str, bytes)) for x in raw.reshape(-1)):
+        raise DataError(f"{what} is not numeric: {value!r:.60}")
     try:
         v = np.asarray(value, dtype=float)
     except (TypeError, ValueError):

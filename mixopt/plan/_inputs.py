@@ -23,7 +23,8 @@ import pandas as pd
 from mixopt.errors import MixoptError, PlanError
 from mixopt.laws import Law, resolve
 
-__all__ = ["Fit", "as_fit", "is_bootstrap", "as_bootstrap", "check_budget", "check_positive"]
+__all__ = ["Fit", "as_fit", "is_bootstrap", "as_bootstrap", "check_budget", "check_positive",
+           "check_range"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,11 @@ def as_bootstrap(obj: Any, what: str = "bootstrap") -> tuple[Law, np.ndarray, Fi
 
 def check_budget(budget: Any, name: str = "budget") -> tuple[np.ndarray, bool]:
     """Budget(s) as a float64 array and whether the input was a scalar; must be finite and > 0."""
+    raw = np.asarray(budget, dtype=object) if not isinstance(budget, np.ndarray) else budget
+    if raw.dtype == bool or raw.dtype.kind in "cSU" or any(
+            isinstance(x, (bool, np.bool_, str, bytes, complex))
+            for x in np.ravel(raw)[:10_000] if raw.dtype == object):
+        raise PlanError(f"{name} must be a number or an array of numbers, got {budget!r:.80}")
     try:
         arr = np.asarray(budget, dtype=float)
     except (TypeError, ValueError):
@@ -121,6 +127,8 @@ def check_budget(budget: Any, name: str = "budget") -> tuple[np.ndarray, bool]:
 
 def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
     """A finite positive (or non-negative) float, else :class:`PlanError` naming ``name``."""
+    if isinstance(value, (bool, np.bool_, str, bytes, complex, np.complexfloating)):
+        raise PlanError(f"{name} must be a number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -129,3 +137,15 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
         rule = "non-negative" if allow_zero else "positive"
         raise PlanError(f"{name} must be finite and {rule}, got {value!r}")
     return v
+
+
+def check_range(value: Any, name: str) -> tuple[float, float]:
+    """A pair ``(low, high)`` of finite positive numbers with ``low < high``, else
+    :class:`PlanError` naming ``name``."""
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__") \
+            or len(value) != 2:
+        raise PlanError(f"{name} must be a pair (low, high) of positive numbers, got {value!r}")
+    lo, hi = (check_positive(v, name) for v in value)
+    if not lo < hi:
+        raise PlanError(f"{name} must have low < high, got {value!r}")
+    return lo, hi

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from mixopt.errors import PlanError
 __all__ = ["load", "save", "from_dict", "check_plan_dict", "KINDS"]
 
 _RTOL = 1e-6  # cross-field agreement (numbers are saved with repr: exact, sub-tokens as 0)
+_VARIABLE = re.compile(r"N|D|(D_spec|D_eff|h)\[.+\]")
 
 
 # ------------------------------------------------------------------------------- writing
@@ -144,7 +146,8 @@ _SPLIT = S.Obj({
                                                   "fixed_N")),
                               "objective": _LOSS, "N": _POS, "D": _NONNEG,
                               "D_spec_total": _NONNEG,
-                              "split_fraction": S.Num(low=0.0, high=1.0)}), nullable=True),
+                              "split_fraction": S.Num(low=0.0, high=1.0)}), min_len=1,
+                       nullable=True),
 })
 _FRONTIER = S.Obj({
     "kind": S.Str(("Frontier",)), "format": _FORMAT,
@@ -182,7 +185,8 @@ def _fail(prefix: str, msg: str) -> None:
 
 
 def _close(a: float, b: float, rtol: float = _RTOL) -> bool:
-    return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-300)
+    return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= rtol * max(abs(a), abs(b),
+                                                                               1e-300)
 
 
 def _nan(x: Any) -> float:
@@ -205,6 +209,8 @@ def _same_keys(d: dict, prefix: str, ref: str, *others: str) -> list[str]:
 
 def _simplex(w: dict[str, Any], prefix: str, path: str, required: bool) -> None:
     vals = list(w.values())
+    if not vals:
+        _fail(prefix, f"{path}: expected one weight per domain, got none")
     if any(v is None for v in vals):
         if required:
             _fail(prefix, f"{path}: expected a weight for every domain in a solved plan, got "
@@ -229,6 +235,12 @@ def _finite_if_success(d: dict, prefix: str, *fields: str) -> None:
 def _check_records(d: dict, prefix: str, budgets: np.ndarray | None = None) -> None:
     for i, r in enumerate(d.get("extrapolation") or []):
         where = f"extrapolation[{i}]"
+        if not _VARIABLE.fullmatch(r["variable"]):
+            _fail(prefix, f"{where}.variable: expected N, D, D_spec[<domain>], h[<domain>] or "
+                          f"D_eff[<domain>], got {r['variable']!r}")
+        if r["data_min"] < 0:
+            _fail(prefix, f"{where}.data_min: expected a non-negative amount, got "
+                          f"{r['data_min']!r}")
         if not r["data_min"] <= r["data_max"]:
             _fail(prefix, f"{where}: expected data_min <= data_max, got [{r['data_min']}, "
                           f"{r['data_max']}]")
@@ -240,6 +252,9 @@ def _check_records(d: dict, prefix: str, budgets: np.ndarray | None = None) -> N
                           f"and {r['data_max']!r}")
         end = "data_min" if r["side"] == "below" else "data_max"
         ref = r[end]
+        if r["ratio"] is None and ref != 0:
+            _fail(prefix, f"{where}.ratio: expected value / {end} = {r['value'] / ref!r} (null "
+                          f"only when {end} is 0), got null")
         if r["ratio"] is not None and ref != 0 and not _close(r["ratio"], r["value"] / ref):
             _fail(prefix, f"{where}.ratio: expected value / {end} = {r['value'] / ref!r}, got "
                           f"{r['ratio']!r}")
@@ -328,6 +343,8 @@ class _quiet:
 def _objective_of(d: dict, prefix: str, losses: dict[str, Any], weights: dict[str, float],
                   kind: str, field: str) -> None:
     value = d[field]
+    if kind != "worst":
+        losses = {k: v for k, v in losses.items() if weights[k] > 0}
     L = np.array([_nan(losses[k]) for k in losses])
     if value is None or not math.isfinite(value) or not np.all(np.isfinite(L)):
         return
@@ -355,11 +372,27 @@ def _check_split(d: dict, prefix: str) -> None:
     if d["flop_model"] == "6ND" and not _close(d["flops"], 6.0 * d["N"] * total):
         _fail(prefix, f"flops: expected 6 N (D + sum D_spec) = {6.0 * d['N'] * total!r}, got "
                       f"{d['flops']!r}")
-    if d["flops"] > d["budget"] * (1 + _RTOL):
-        _fail(prefix, f"flops: expected at most the budget {d['budget']!r}, got {d['flops']!r}")
-    _finite_if_success(d, prefix, "loss")
+    if not _close(d["flops"], d["budget"]):
+        _fail(prefix, f"flops: expected the budget {d['budget']!r} (a plan spends it), got "
+                      f"{d['flops']!r}")
+    if d["success"] and (d["objective_value"] is None or not math.isfinite(
+            d["objective_value"])):
+        _fail(prefix, f"objective_value: expected a finite number in a successful plan, got "
+                      f"{d['objective_value']!r}")
+    if d["success"]:  # a domain of weight 0 may get no tokens at all (infinite loss)
+        live = {k: v for k, v in d["loss"].items()
+                if d["objective"] == "worst" or d["weights"][k] > 0}
+        _finite_if_success({"success": True, "loss": live}, prefix, "loss")
     _objective_of(d, prefix, d["loss"], d["weights"], d["objective"], "objective_value")
     if d["baselines"] is not None:
+        loss_cols = {f"loss[{k}]" for k in doms}
+        fixed = {"baseline", "objective", "N", "D", "D_spec_total", "split_fraction"}
+        for i, row in enumerate(d["baselines"]):
+            if set(row) - fixed != loss_cols:
+                _fail(prefix, f"baselines[{i}]: expected the columns {sorted(fixed)} and "
+                              f"{sorted(loss_cols)}, got {sorted(row)}")
+            for c in loss_cols:
+                S.check(row[c], _LOSS, PlanError, prefix, f"baselines[{i}].{c}")
         names = [r["baseline"] for r in d["baselines"]]
         if len(set(names)) != len(names):
             _fail(prefix, f"baselines: expected each baseline once, got {names}")
@@ -387,6 +420,8 @@ def _check_frontier(d: dict, prefix: str) -> None:
 
 def _check_mixture(d: dict, prefix: str) -> None:
     _simplex(d["weights"], prefix, "weights", d["success"])
+    if not d["loss"]:
+        _fail(prefix, "loss: expected one predicted loss per evaluation domain, got none")
     _finite_if_success(d, prefix, "loss")
     if d["success"] and (d["objective"] is None or not math.isfinite(d["objective"])):
         _fail(prefix, f"objective: expected a finite number in a solved plan, got "

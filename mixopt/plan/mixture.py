@@ -34,7 +34,7 @@ from scipy.optimize import minimize, minimize_scalar
 from mixopt.errors import InfeasiblePlanError, PlanError
 from mixopt.mixture._inputs import check_bounds, domain_vector
 from mixopt.mixture.simplex import project_euclidean
-from mixopt.plan._inputs import Fit, as_fit, check_budget, check_positive
+from mixopt.plan._inputs import Fit, as_fit, check_budget, check_positive, check_range
 from mixopt.plan.extrapolation import attach
 from mixopt.plan.flops import as_flop_model
 from mixopt.plan.result import FORMAT, _Saveable
@@ -239,12 +239,14 @@ def _problem(fits: Any, weights: Any, caps: Any, floors: Any, tokens: Any,
                 if unknown:
                     raise PlanError(f"weights name unknown evaluation domain(s) {unknown}; the "
                                     f"fits are {[n for n, _ in items]}")
-                w = np.array([float(weights.get(n, 0.0)) for n, _ in items])
+                w = np.array([check_positive(weights.get(n, 0.0), f"weights[{n!r}]",
+                                             allow_zero=True) for n, _ in items])
             else:
-                try:
-                    w = np.asarray(weights, dtype=float).reshape(-1)
-                except (TypeError, ValueError):
-                    raise PlanError(f"weights must be numbers, got {weights!r}") from None
+                if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__"):
+                    raise PlanError(f"weights must be a mapping or a sequence of numbers, got "
+                                    f"{weights!r:.60}")
+                w = np.array([check_positive(v, "weights", allow_zero=True)
+                              for v in np.asarray(weights, dtype=object).reshape(-1)])
                 if w.size != len(items):
                     raise PlanError(f"weights has {w.size} entries for {len(items)} fits "
                                     f"{[n for n, _ in items]}")
@@ -441,7 +443,7 @@ def mixture(
     if N_range is None:
         a, b = pb.support.get("N", (1e8, 1e11))
         N_range = (a / 100.0, b * 100.0)
-    lo_n, hi_n = (check_positive(v, "N_range") for v in N_range)
+    lo_n, hi_n = check_range(N_range, "N_range")
     if pb.tokens is not None and np.isfinite(pb.tokens).all():
         # D = tokens(N) must not exceed what the domains can supply
         total = float(pb.tokens.sum())

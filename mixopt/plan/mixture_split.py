@@ -36,7 +36,7 @@ from scipy.optimize import minimize
 from mixopt.errors import PlanError
 from mixopt.mixture._inputs import check_bounds, domain_vector
 from mixopt.mixture.simplex import project_euclidean
-from mixopt.plan._inputs import as_fit, check_budget, check_positive
+from mixopt.plan._inputs import as_fit, check_budget, check_positive, check_range
 from mixopt.plan.extrapolation import attach
 from mixopt.plan.result import FORMAT, _Saveable
 
@@ -222,14 +222,29 @@ def mixture_split(
     K, M = len(domains), len(names)
     w = np.full(M, 1.0 / M)
     if weights is not None:
-        w = np.array([float(weights[k]) for k in names]) if isinstance(weights, Mapping) \
-            else np.asarray(weights, dtype=float).reshape(-1)
-        if w.size != M or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        if isinstance(weights, Mapping):
+            keys = {str(k): v for k, v in weights.items()}
+            if sorted(keys) != sorted(names):
+                raise PlanError(f"weights must name the evaluation domains {names}, got "
+                                f"{sorted(keys)}")
+            vals = [keys[k] for k in names]
+        elif isinstance(weights, (list, tuple, np.ndarray, pd.Series)):
+            vals = list(np.asarray(weights, dtype=object).reshape(-1))
+        else:
+            raise PlanError(f"weights must be a mapping domain -> weight or a sequence, got "
+                            f"{weights!r:.60}")
+        if len(vals) != M:
+            raise PlanError(f"weights has {len(vals)} entries for {M} domains {names}")
+        w = np.array([check_positive(v, "weights", allow_zero=True) for v in vals])
+        if w.sum() <= 0:
             raise PlanError(f"weights must be {M} finite non-negative numbers, not all 0")
         w = w / w.sum()
     lo_h, hi_h = check_bounds(domain_vector(caps, domains, "caps", default=1.0),
                               domain_vector(floors, domains, "floors", default=0.0), domains)
     cap_spec = np.full(M, np.inf)
+    if spec_caps is not None and not isinstance(spec_caps, Mapping):
+        raise PlanError(f"spec_caps must be a mapping evaluation domain -> tokens, got "
+                        f"{spec_caps!r:.60}")
     for k, v in (spec_caps or {}).items():
         if str(k) not in names:
             raise PlanError(f"spec_caps names unknown evaluation domain {k!r}; the domains are "
@@ -239,7 +254,7 @@ def mixture_split(
     if not scalar:
         raise PlanError("budget must be one number")
     C = float(C)
-    lo_u, hi_u = (np.log(check_positive(v, "N_range")) for v in N_range)
+    lo_u, hi_u = np.log(check_range(N_range, "N_range"))
 
     def unpack(z: np.ndarray):
         u = z[0]

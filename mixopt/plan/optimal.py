@@ -320,6 +320,7 @@ def budget_for_loss(
     """
     f = as_fit(fit)
     _check_law(f.law, "fit")
+    min_N = check_positive(min_N, "min_N")
     try:
         target = np.asarray(target_loss, dtype=float)
     except (TypeError, ValueError):

@@ -85,7 +85,8 @@ class Planner:
         if gp not in (None, True, False):
             raise PlanError(f"gp must be None, True or False, got {gp!r}")
         self.gp = gp
-        if n_starts is not None and (not isinstance(n_starts, (int, np.integer)) or n_starts < 1):
+        if n_starts is not None and (isinstance(n_starts, (bool, np.bool_)) or not isinstance(
+                n_starts, (int, np.integer)) or n_starts < 1):
             raise PlanError(f"n_starts must be a positive integer, got {n_starts!r}")
         self.n_starts = n_starts
         self.K = K
@@ -168,7 +169,8 @@ class Planner:
     def value(self, losses: np.ndarray) -> np.ndarray:
         if self.objective == "worst":
             return losses.max(axis=0)
-        return np.tensordot(self.weights, losses, axes=1)
+        live = self.weights > 0  # a zero weight ignores its domain (0 x inf would be NaN)
+        return np.tensordot(self.weights[live], losses[live], axes=1)
 
     # ------------------------------------------------------------------ solves
     def pretrain_only(self, budgets: np.ndarray, *, coarse: bool = False
@@ -348,6 +350,8 @@ def _caps(caps: Any, domains: list[str]) -> np.ndarray:
     for d, c in caps.items():
         if str(d) not in domains:
             raise PlanError(f"caps name unknown domain {d!r}; domains are {domains}")
+        if isinstance(c, (bool, np.bool_, str, bytes)):
+            raise PlanError(f"caps[{d!r}] must be a number of tokens, got {c!r}")
         try:
             v = float(c)
         except (TypeError, ValueError):
@@ -455,6 +459,8 @@ def split(
     b, scalar = check_budget(budget)
     if not scalar:
         raise PlanError("split takes one budget; use mixopt.plan.frontier for an array of budgets")
+    if not isinstance(baselines, (bool, np.bool_)):
+        raise PlanError(f"baselines must be True or False, got {baselines!r:.40}")
     budget = float(b)
     planner = Planner(fits, weights=weights, caps=caps, N=N, max_D=max_D, objective=objective,
                       flops=flops, min_N=min_N, gp=gp, n_starts=n_starts)

@@ -219,3 +219,17 @@ def test_mixture_split_frame_checks_are_plan_errors():
         except MixoptError:
             continue
         raise AssertionError("accepted")
+
+
+def test_weighted_split_objective_ignores_zero_weight_domains():
+    """Issue 16 item 5 (it came back): a domain of weight 0 trained on no tokens at all has an
+    infinite loss, and 0 x inf made the objective NaN with success=True."""
+    from mixopt.plan.split import Planner
+
+    tr = mixopt.laws.get("transfer")
+    p = dict(E=1.6, A=400.0, B=500.0, alpha=0.34, beta=0.28, K=1e3, rho=0.75)
+    planner = Planner({"a": (tr, p), "b": (tr, p)}, weights=[1.0, 0.0])
+    losses = np.array([[2.0, 2.5], [np.inf, np.inf]])
+    np.testing.assert_array_equal(planner.value(losses), [2.0, 2.5])
+    both = Planner({"a": (tr, p), "b": (tr, p)}, weights=[0.5, 0.5])
+    assert np.isinf(both.value(losses)).all()  # a weighted domain without tokens stays inf

@@ -101,6 +101,7 @@ _POS = S.Num(low=0.0, open_low=True)
 _NONNEG = S.Num(low=0.0)
 #: a loss or objective: NaN/inf (saved as strings, or null from the CLI) only in failed plans
 _LOSS = S.Num(finite=False, encoded=True, nullable=True)
+_POS_LOSS = S.Num(low=0.0, open_low=True, finite=False, encoded=True, nullable=True)
 _FORMAT = S.Int(low=1, high=1)
 _REC = S.Obj({"variable": S.Str(), "value": S.Num(), "data_min": S.Num(), "data_max": S.Num(),
               "side": S.Str(("below", "above")), "ratio": S.Num(low=0.0, nullable=True),
@@ -391,8 +392,25 @@ def _check_split(d: dict, prefix: str) -> None:
             if set(row) - fixed != loss_cols:
                 _fail(prefix, f"baselines[{i}]: expected the columns {sorted(fixed)} and "
                               f"{sorted(loss_cols)}, got {sorted(row)}")
-            for c in loss_cols:
-                S.check(row[c], _LOSS, PlanError, prefix, f"baselines[{i}].{c}")
+            for c in sorted(loss_cols) + ["objective"]:
+                row[c] = S.check(row[c], _POS_LOSS, PlanError, prefix, f"baselines[{i}].{c}")
+            where = f"baselines[{i}] ({row['baseline']})"
+            used = 6.0 * row["N"] * (row["D"] + row["D_spec_total"])
+            if d["flop_model"] == "6ND" and not _close(used, d["budget"]):
+                _fail(prefix, f"{where}: expected 6 N (D + D_spec_total) = budget "
+                              f"{d['budget']!r}, got {used!r}")
+            _objective_of(row, f"{prefix}{where}.", {k: row[f"loss[{k}]"] for k in doms},
+                          d["weights"], d["objective"], "objective")
+            if row["baseline"] == "plan":
+                for key, own in (("N", d["N"]), ("D", d["D"]),
+                                 ("D_spec_total", sum(d["D_spec"].values())),
+                                 ("objective", d["objective_value"]),
+                                 *((f"loss[{k}]", d["loss"][k]) for k in doms)):
+                    a, b = _nan(row[key]), _nan(own)
+                    if not (a == b or _close(a, b, 1e-9) or (math.isnan(a) and math.isnan(b))
+                            or abs(a - b) <= 0.5 and key in ("D", "D_spec_total")):
+                        _fail(prefix, f"{where}.{key}: expected the plan's own value {b!r}, "
+                                      f"got {a!r}")
         names = [r["baseline"] for r in d["baselines"]]
         if len(set(names)) != len(names):
             _fail(prefix, f"baselines: expected each baseline once, got {names}")

@@ -17,6 +17,7 @@ __all__ = [
     "GraphError",
     "MixtureError",
     "TaskError",
+    "IdentifiabilityWarning",
 ]
 
 
@@ -58,3 +59,8 @@ class MixtureError(MixoptError):
 
 class TaskError(MixoptError):
     """A procedural task was asked for with invalid options."""
+
+
+class IdentifiabilityWarning(UserWarning):
+    """A fit converged, but the data do not pin some parameters down (see
+    :meth:`mixopt.fitting.FitResult.identifiability`); the fit's ``status`` is 3."""

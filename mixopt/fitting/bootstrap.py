@@ -207,7 +207,7 @@ class BootstrapResult:
 
         Free parameters whose interval has zero width (:meth:`collapsed`) are listed in
         ``attrs["collapsed"]`` and reported by an
-        :class:`~mixopt.fitting.result.IdentifiabilityWarning`: a zero-width interval does not
+        :class:`~mixopt.errors.IdentifiabilityWarning`: a zero-width interval does not
         mean the value is certain.
         """
         q = self._quantiles(level)

@@ -176,7 +176,7 @@ def fit(
         hopelessly uncertain parameter combination, e.g. Chinchilla with ``D = 20 N``
         throughout) is returned in any case, with ``status=3``, ``success=False``,
         ``identified=False``, the parameters named in ``message`` and an
-        :class:`~mixopt.fitting.result.IdentifiabilityWarning`.
+        :class:`~mixopt.errors.IdentifiabilityWarning`.
 
     Returns
     -------

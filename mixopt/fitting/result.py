@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mixopt.errors import IdentifiabilityWarning
 from mixopt.fitting.io import decode_float, encode_float, write_json
 from mixopt.laws import Law
 
@@ -40,11 +41,6 @@ def _identifiability_unit_free(problem: Problem, theta: np.ndarray) -> dict[str,
         if ok[0]:
             return identifiability(ref, back[0])
     return identifiability(problem, theta)
-
-
-class IdentifiabilityWarning(UserWarning):
-    """A fit converged, but the data do not pin some parameters down (see
-    :meth:`FitResult.identifiability`)."""
 
 
 def identifiability(problem: Problem, theta: np.ndarray, *, rtol: float = IDENT_RTOL,

@@ -143,3 +143,13 @@ def test_custom_law_with_a_user_jacobian():
     with pytest.raises(LawError, match="no derivative"):
         custom("bad", kaplan, ("N",), spec, jac=lambda p, X: {"E": 1.0}).log_predict_raw_jac(
             theta, X)
+
+
+def test_law_options_refuse_bools_and_bytes():
+    # a bool is not an exponent bound, bytes are not a list of column names
+    with pytest.raises(LawError, match="upper bound must be a number, got True"):
+        mixopt.laws.get("chinchilla", max_exponent=True)
+    with pytest.raises(LawError, match="components must be a list of column names"):
+        mixopt.laws.get("mixing", components=b"ab")
+    with pytest.raises(LawError, match="domains must be a list"):
+        mixopt.laws.get("mixture_additive", domains=b"ab")

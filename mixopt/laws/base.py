@@ -58,6 +58,11 @@ class Parameter:
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
             raise LawError(f"parameter name {self.name!r} is not a valid identifier")
+        for side in ("lower", "upper"):  # a law option such as max_exponent=True lands here
+            b = getattr(self, side)
+            if isinstance(b, (bool, np.bool_)) or not isinstance(b, (int, float, np.number)):
+                raise LawError(f"parameter {self.name!r}: {side} bound must be a number, "
+                               f"got {b!r:.60}")
         if not self.lower < self.upper:
             raise LawError(
                 f"parameter {self.name!r}: lower bound {self.lower} must be below "

@@ -55,8 +55,9 @@ class MixingLaw(Law):
     def __init__(
         self, components: Sequence[str] = (), *, max_slope: float = 50.0, scale: bool = False
     ) -> None:
-        if isinstance(components, str):
-            raise LawError("mixing law components must be a list of column names, not a string")
+        if isinstance(components, (str, bytes)) or not isinstance(components, Sequence):
+            raise LawError("mixing law components must be a list of column names, got "
+                           f"{components!r:.60}")
         components = tuple(str(c) for c in components)
         if len(components) < 1:
             raise LawError("mixing law needs components=[...] (the mixture's column names)")

@@ -105,7 +105,7 @@ class _MixtureLaw(Law):
 
     @staticmethod
     def _domains(domains: Sequence[str]) -> tuple[str, ...]:
-        if isinstance(domains, str) or not isinstance(domains, Sequence):
+        if isinstance(domains, (str, bytes)) or not isinstance(domains, Sequence):
             raise LawError("domains must be a list of the mixture's column names")
         out = tuple(str(d) for d in domains)
         if len(out) < 2:

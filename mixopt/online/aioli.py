@@ -285,6 +285,9 @@ class Aioli(OnlineRule):
             raise MixtureError(f"bad state_dict: Aioli probe order {order} does not fit k={k}")
         if not -1 <= pos <= self.n_probes:
             raise MixtureError(f"bad state_dict: Aioli segment position {pos} out of range")
+        if prev is None and 0 <= pos < self.n_probes:
+            raise MixtureError("bad state_dict: state.prev is null inside a probe round (the "
+                               "next update needs the losses that started it)")
         rng = np.random.Generator(type(self._rng.bit_generator)(0))  # state set below
         try:
             rng.bit_generator.state = rng_state

@@ -149,10 +149,12 @@ def _past(d: pd.DataFrame, min_tokens: float) -> pd.DataFrame:
 
 def extrapolation_error(d: pd.DataFrame, law: str, fit_sizes: Sequence[float],
                         test_size: float, min_tokens: float, fit_options: dict[str, Any]
-                        ) -> tuple[float, float]:
+                        ) -> tuple[float, float, bool]:
     """Fit ``law`` on the runs of ``fit_sizes`` that saw at least ``min_tokens`` tokens and
     return the mean and largest relative error on every run of ``test_size`` (all of them,
-    whatever their tokens: the threshold chooses the fitting data, never the scored runs)."""
+    whatever their tokens: the threshold chooses the fitting data, never the scored runs), and
+    whether the fit converged (an unconverged fit, typically stopped by the iteration limit in
+    a flat valley, is still scored; :func:`_compare` notes it)."""
     import mixopt
 
     train = _past(d[d["N"].isin(list(fit_sizes))], min_tokens)
@@ -160,7 +162,7 @@ def extrapolation_error(d: pd.DataFrame, law: str, fit_sizes: Sequence[float],
     fit = mixopt.fit(law, train[["N", "D", "D_spec", "loss"]], bounds=BOUNDS[law],
                      allow_unconverged=True, **fit_options)
     rel = np.abs(fit.predict(test) - test["loss"].to_numpy()) / test["loss"].to_numpy()
-    return float(np.mean(rel)), float(np.max(rel))
+    return float(np.mean(rel)), float(np.max(rel)), bool(fit.success or fit.status == 3)
 
 
 def select_min_tokens(d: pd.DataFrame, fit_options: dict[str, Any],
@@ -196,8 +198,10 @@ def _compare(d: pd.DataFrame, law: str, domain: str, fit_options: dict[str, Any]
     Ns = sorted(d["N"].unique())
     row: dict[str, Any] = dict(domain=domain, law=law, min_tokens=min_tokens, note="")
     try:
-        row["mean_rel_error"], row["max_rel_error"] = extrapolation_error(
+        row["mean_rel_error"], row["max_rel_error"], converged = extrapolation_error(
             d, law, Ns[:-1], Ns[-1], min_tokens, fit_options)
+        if not converged:
+            row["note"] = "fit stopped before converging (iteration limit); scored as it stands"
         row["mean_rel_error_all_runs"] = (
             row["mean_rel_error"] if min_tokens == 0 else
             extrapolation_error(d, law, Ns[:-1], Ns[-1], 0, fit_options)[0])

@@ -187,6 +187,8 @@ TAMPER = [
     ("MixtureAllocation", ("weights", "web"), None, r"weights: expected a weight for every"),
     ("MixtureAllocation", ("status",), 7, r"status: expected an integer in \[0, 1\]"),
     ("MixtureAllocation", ("outside",), [1], r"outside\[0\]: expected a string"),
+    ("MixtureAllocation", ("objective",), -1.0, r"objective: expected a value between the "
+                                                r"smallest and the largest predicted loss"),
     ("MixturePath", ("plans", 0, "budget"), None, r"plans: expected a budget in every plan"),
     ("MixturePath", ("plans", 1, "flops"), 1.0, r"plans\[1\]\.flops: expected the budget"),
     ("MixtureSplitPlan", ("N",), lambda v: v * 2, r"expected 6 N \(D \+ sum D_spec\) = budget"),

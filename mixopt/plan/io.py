@@ -444,6 +444,15 @@ def _check_mixture(d: dict, prefix: str) -> None:
     if d["success"] and (d["objective"] is None or not math.isfinite(d["objective"])):
         _fail(prefix, f"objective: expected a finite number in a solved plan, got "
                       f"{d['objective']!r}")
+    if d["success"]:  # a weighted mean (weights normalised) or the worst of the losses
+        vals = [float(v) for v in d["loss"].values()]
+        lo, hi = min(vals), max(vals)
+        tol = 1e-9 * max(abs(lo), abs(hi), 1.0)
+        if lo <= 0:
+            _fail(prefix, f"loss: expected positive predicted losses, got {lo!r}")
+        if not lo - tol <= float(d["objective"]) <= hi + tol:
+            _fail(prefix, f"objective: expected a value between the smallest and the largest "
+                          f"predicted loss ({lo!r} to {hi!r}), got {d['objective']!r}")
     if d["budget"] is not None and not _close(d["flops"], d["budget"]):
         _fail(prefix, f"flops: expected the budget {d['budget']!r} (a budget plan spends it), "
                       f"got {d['flops']!r}")

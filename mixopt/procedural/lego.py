@@ -26,10 +26,13 @@ gradient signal; Skill-It itself continues a pretrained model and scores whole s
     root to the queried one, root first (``q = val b_0 b_1 .. b_i``), every one scored; the
     last is the answer. ``"named"``: each step is written as the variable's letter and its
     value (``q = val x_0 b_0 x_1 b_1 .. x_i b_i``, with ``x_i = q``), letters and values
-    scored, so that every scored token is one lookup from the tokens before it (the next
-    letter is the clause that uses the previous one; the next value is the previous value
-    through that clause's operator). Teacher-forced exact match of a row's scratchpad equals
-    greedy decoding getting it right.
+    scored. On a chain without distractors every scored token is then one lookup from the
+    tokens before it (the next letter is the left side of the one clause that uses the
+    previous letter; the next value is the previous value through that clause's operator).
+    With distractors, or on a tree, a variable can have several children and the next letter
+    is the child that leads to the queried variable, which takes a walk back from the query
+    (not one lookup). Teacher-forced exact match of a row's scratchpad equals greedy decoding
+    getting it right.
 ``distractors``
     ``m`` extra clauses ``u = op w`` (operator uniform, ``u`` a fresh letter, ``w`` a uniform
     earlier variable: a chain variable or an earlier distractor), shuffled in with the chain.

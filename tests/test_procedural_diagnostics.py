@@ -117,7 +117,7 @@ def _chain_values(task, batch, i):
     return val, clauses
 
 
-@pytest.mark.parametrize("style", ["values", "named"])
+@pytest.mark.parametrize("style", ["values", "named", "path"])
 @pytest.mark.parametrize("graph", ["chain", "tree"])
 def test_lego_scratchpad_lists_the_path_values_and_the_mask_marks_them(style, graph):
     task = P.get("lego", n=6, graph=graph, scratchpad=style, distractors=2)
@@ -132,8 +132,13 @@ def test_lego_scratchpad_lists_the_path_values_and_the_mask_marks_them(style, gr
         while parent[path[-1]] not in (task.ZERO, task.ONE):
             path.append(parent[path[-1]])
         path = path[::-1]  # root first
-        want = ([task.ZERO + val[v] for v in path] if style == "values"
-                else [t for v in path for t in (v, task.ZERO + val[v])])
+        if style == "values":
+            want = [task.ZERO + val[v] for v in path]
+        elif style == "named":
+            want = [t for v in path for t in (v, task.ZERO + val[v])]
+        else:  # letters from the query back to the root, then values from the root
+            want = path[::-1] + [task.ZERO + val[v] for v in path]
+            assert all(parent[a] == b for a, b in zip(want[:-1], want[1:len(path)]))
         got_pos = np.flatnonzero(b.loss_mask[i])
         expect_pos = np.arange(start + 3, start + 3 + len(want))
         np.testing.assert_array_equal(got_pos, expect_pos)

@@ -29,7 +29,7 @@ Metric: answer accuracy per skill on held-out rows (500 per skill), and its mean
 the exact match of a row's scored tokens under teacher forcing (the answer bit; with
 ``--scratchpad`` every value of the scratchpad, which equals greedy decoding getting it right).
 
-``--scratchpad values|named`` and ``--distractors M`` (issue 20) make the skills learnable from
+``--scratchpad values|named|path`` and ``--distractors M`` (issue 20) make the skills learnable from
 scratch: the answer lists the chain's values from the root to the queried variable, all scored
 (``named``: each with its letter), and ``M`` distractor clauses off the chain remove the leaf's
 shortcut (root value XOR the parity of all ``not`` tokens); see :class:`mixopt.procedural.Lego`.
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
     p.add_argument("--eta", type=float, default=None)
     p.add_argument("--graph", choices=("raw", "threshold", "binary"), default=None,
                    help="post-processing of the estimated graph (default threshold at 0)")
-    p.add_argument("--scratchpad", choices=("none", "values", "named"), default=None,
+    p.add_argument("--scratchpad", choices=("none", "values", "named", "path"), default=None,
                    help="LEGO answer format (default none: the answer bit only)")
     p.add_argument("--distractors", type=int, default=None,
                    help="distractor clauses off the chain (default 0)")

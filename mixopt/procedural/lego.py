@@ -33,6 +33,10 @@ gradient signal; Skill-It itself continues a pretrained model and scores whole s
     is the child that leads to the queried variable, which takes a walk back from the query
     (not one lookup). Teacher-forced exact match of a row's scratchpad equals greedy decoding
     getting it right.
+    ``"path"``: the path's letters from the queried variable back to the root, then their
+    values from the root forwards (``q = val x_i .. x_1 x_0 b_0 b_1 .. b_i``), all scored: each
+    letter is the right side of the previous letter's clause and each value the previous
+    value through the clause of its letter, one lookup per token even with distractors.
 ``distractors``
     ``m`` extra clauses ``u = op w`` (operator uniform, ``u`` a fresh letter, ``w`` a uniform
     earlier variable: a chain variable or an earlier distractor), shuffled in with the chain.
@@ -53,7 +57,7 @@ from mixopt.procedural.base import Batch, SkillTask, TaskError, check_choice, ch
 
 __all__ = ["Lego", "lego_parents"]
 
-_SCRATCHPADS = ("none", "values", "named")
+_SCRATCHPADS = ("none", "values", "named", "path")
 
 
 def lego_parents(n: int, graph: str) -> np.ndarray:
@@ -89,7 +93,7 @@ class Lego(SkillTask):
         Sampling weights of the skills (default uniform).
     shuffle : bool
         Shuffle the clauses (default) or write them parents first.
-    scratchpad : {False, True, "none", "values", "named"}
+    scratchpad : {False, True, "none", "values", "named", "path"}
         The answer format (module docstring); True means ``"values"``.
     distractors : int
         Extra clauses off the queried chain (module docstring; default 0).
@@ -148,7 +152,7 @@ class Lego(SkillTask):
         return self.n + self.distractors
 
     def _answer_tokens(self) -> int:
-        per = {"none": 0, "values": 1, "named": 2}[self._pad_style]
+        per = {"none": 0, "values": 1, "named": 2, "path": 2}[self._pad_style]
         return 1 if per == 0 else per * int(self._path_len.max())
 
     def min_length(self) -> int:
@@ -206,6 +210,19 @@ class Lego(SkillTask):
             on = np.arange(path.shape[1])[None, :] < plen[:, None]
             var = np.where(on, path, 0)
             vals = self.ZERO + np.take_along_axis(values, var, axis=1)
+            if self._pad_style == "path":  # letters q .. root, then values root .. q
+                lets = np.take_along_axis(letters, var, axis=1)
+                depth = path.shape[1]
+                j = np.arange(depth)[None, :]
+                back = np.take_along_axis(lets, np.clip(plen[:, None] - 1 - j, 0, None), axis=1)
+                cols = a0 + np.concatenate([np.broadcast_to(j, back.shape), plen[:, None] + j],
+                                           axis=1)
+                both = np.concatenate([back, vals], axis=1)
+                keep = np.concatenate([on, on], axis=1)
+                r = np.broadcast_to(rows[:, None], both.shape)
+                tokens[r[keep], cols[keep]] = both[keep]
+                mask[r[keep], cols[keep]] = True
+                return Batch(tokens, mask, skill=skill.astype(np.int64))
             if self._pad_style == "values":
                 steps = vals[:, :, None]
             else:

@@ -29,9 +29,10 @@ Metric: answer accuracy per skill on held-out rows (500 per skill), and its mean
 the exact match of a row's scored tokens under teacher forcing (the answer bit; with
 ``--scratchpad`` every value of the scratchpad, which equals greedy decoding getting it right).
 
-``--scratchpad values|named|path`` and ``--distractors M`` (issue 20) make the skills learnable from
-scratch: the answer lists the chain's values from the root to the queried variable, all scored
-(``named``: each with its letter), and ``M`` distractor clauses off the chain remove the leaf's
+``--scratchpad values|named|path`` and ``--distractors M`` (issue 20) are meant to make the
+skills learnable from scratch: the answer lists the values on the path from the root to the
+queried variable, all scored (``named``: each with its letter; ``path``: the letters from the
+query back to the root first), and ``M`` distractor clauses off the chain remove the leaf's
 shortcut (root value XOR the parity of all ``not`` tokens); see :class:`mixopt.procedural.Lego`.
 The context grows to the task's ``min_length()`` when needed.
 The paper (GPT-Neo 125M, 6,000 steps) reports +36.5 points of Skill-It over random.

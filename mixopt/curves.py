@@ -125,7 +125,8 @@ def tokens_to_reach(tokens: Any, loss: Any, target: float) -> float:
         return float(t[0])
     y0, y1 = best[i - 1], best[i]  # y0 > target >= y1
     frac = (y0 - target) / (y0 - y1)
-    return float(np.exp(np.log(t[i - 1]) + frac * (np.log(t[i]) - np.log(t[i - 1]))))
+    out = np.exp(np.log(t[i - 1]) + frac * (np.log(t[i]) - np.log(t[i - 1])))
+    return float(np.clip(out, t[i - 1], t[i]))  # round-off must not leave the bracket
 
 
 def curve_law():

@@ -240,16 +240,19 @@ def test_ladder_per_seed_fits_each_seeds_runs_alone():
     other = runs.assign(seed=1, loss=runs["loss"] * np.random.default_rng(0).lognormal(
         0, 0.01, len(runs)))
     both = pd.concat([runs, other], ignore_index=True)
-    out = ladder.per_seed(both, grid=4)
+    out = ladder.per_seed(both, min_tokens=0, grid=4)  # every run fitted, as compare does
     assert len(out) == 2 * len(ladder.DOMAINS) * len(ladder.LAWS)
-    assert set(out["seed"]) == {0, 1}
+    assert set(out["seed"]) == {0, 1} and (out["min_tokens"] == 0).all()
     ok = out["mean_rel_error"].between(0, 1)  # a fit that fails says why instead
     assert ok.any() and (out.loc[~ok, "note"].fillna("").str.len() > 0).all()
     d = other[other["domain"] == "python"][["N", "D", "D_spec", "loss"]]
     direct = mixopt.compare(["transfer"], d, holdout="N", bounds=ladder.BOUNDS["transfer"],
                             grid=4)
     row = out[(out["seed"] == 1) & (out["domain"] == "python") & (out["law"] == "transfer")]
-    np.testing.assert_allclose(row["mean_rel_error"], direct["mean_rel_error"], rtol=1e-9)
+    if np.isfinite(direct["mean_rel_error"].iloc[0]):
+        np.testing.assert_allclose(row["mean_rel_error"], direct["mean_rel_error"], rtol=1e-9)
+    else:  # compare refuses an unconverged fit; the study scores it and says so
+        assert "before converging" in row["note"].iloc[0]
 
 
 def test_measured_best_split_brute_force():

@@ -92,6 +92,7 @@ ALLOWED = [
     r"procedural.get: \w+\((skill_weights|min_digits|n|max_depth)=None\)",  # optional: default
     r"procedural.get: \w+\((shuffle|reverse)=True\)",  # boolean options
     r"procedural.get: eca\(rule=0\)",  # rule 0 is an ECA rule
+    r"procedural.get: lego\((scratchpad=(None|True)|distractors=0)\)",  # none / values / none
     r"procedural.get: (eca|stack)\(\w+=0\)",  # closed probabilities
     r"online.(DoReMi|ODM|ADO|EMA).update: losses=\[(None|nan)",  # absent domains (nan_policy)
     r"load_state_dict: rounds=1000000000000",  # a long run

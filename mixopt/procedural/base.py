@@ -143,14 +143,20 @@ def skill_labels(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.nd
 class Batch:
     """A batch of token sequences.
 
-    Attributes:
-        tokens: int64 ``[B, T]``.
-        loss_mask: bool ``[B, T]``; True where predicting ``tokens[:, t]`` from the tokens
-            before it is scored (never at ``t = 0``).
-        skill: optional int64 ``[B]``: the skill label of each row (LEGO: queried variable;
-            addition: queried digit; mixtures: source task).
-        task: the task that produced the batch (used by :meth:`text`).
-        extra: task-specific per-row arrays (e.g. ``source_skill`` in mixtures).
+    Attributes
+    ----------
+    tokens
+        int64 ``[B, T]``.
+    loss_mask
+        bool ``[B, T]``; True where predicting ``tokens[:, t]`` from the tokens before it is
+        scored (never at ``t = 0``).
+    skill
+        Optional int64 ``[B]``: the skill label of each row (LEGO: queried variable; addition:
+        queried digit; mixtures: source task).
+    task
+        The task that produced the batch (used by :meth:`text`).
+    extra
+        Task-specific per-row arrays (e.g. ``source_skill`` in mixtures).
     """
 
     tokens: np.ndarray
@@ -321,14 +327,20 @@ class Task:
     def score(self, predictions: Any, batch: Batch, *, aligned: str = "target") -> Score:
         """Per-scored-token accuracy under teacher forcing and exact-match accuracy.
 
-        Args:
-            predictions: int ``[B, T]`` (or logits ``[B, T, V]``, reduced by argmax).
-                With ``aligned="target"`` (default) ``predictions[:, t]`` is the model's guess
-                for ``tokens[:, t]``; with ``aligned="next"`` it is the guess made *at*
-                position ``t`` for ``tokens[:, t + 1]`` (a causal LM's raw argmax), which is
-                shifted by one here.
-            batch: the batch the predictions are for.
+        Parameters
+        ----------
+        predictions
+            int ``[B, T]`` (or logits ``[B, T, V]``, reduced by argmax). With
+            ``aligned="target"`` (default) ``predictions[:, t]`` is the model's guess for
+            ``tokens[:, t]``; with ``aligned="next"`` it is the guess made *at* position ``t``
+            for ``tokens[:, t + 1]`` (a causal LM's raw argmax), which is shifted by one here.
+        batch
+            The batch the predictions are for.
+        aligned
+            ``"target"`` or ``"next"``, as above.
 
+        Notes
+        -----
         Only positions where ``batch.loss_mask`` is True count; a row is an exact match when
         every scored token in it is right. With skills, ``by_skill`` breaks both down.
         """

@@ -15,9 +15,11 @@ depends on another field, sums) are written as plain code after the structural c
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +27,7 @@ import numpy as np
 from mixopt.errors import MixoptError
 
 __all__ = ["Spec", "Num", "Int", "Str", "Bool", "Arr", "Obj", "Dict", "AnyOf", "Anything",
-           "check", "fail"]
+           "check", "fail", "read_json"]
 
 
 def _show(value: Any) -> str:
@@ -280,3 +282,31 @@ def simplex(values: Sequence[float], path: str, error: type[MixoptError], prefix
     return w
 
 
+def read_json(path: Any, error: type[MixoptError], what: str, *, strict: bool = True) -> Any:
+    """Parse the JSON file at ``path`` for a saved ``what`` (e.g. ``"fit"``); every failure
+    (not a path, missing, unreadable, not UTF-8, not JSON, nested too deeply, and with
+    ``strict`` the non-standard ``NaN``/``Infinity`` tokens) raises ``error`` naming the file."""
+    try:
+        p = Path(path)
+    except TypeError:
+        raise error(f"a saved {what} is read from a file path (str or os.PathLike), got "
+                    f"{_show(path)}") from None
+
+    def no_constants(token: str) -> Any:
+        raise error(f"{str(path)!r} holds the non-standard JSON token {token}; mixopt writes "
+                    "non-finite numbers as the strings 'inf', '-inf', 'nan'")
+
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"no such file: {str(path)!r}") from None
+    except UnicodeDecodeError:
+        raise error(f"{str(path)!r} is not a UTF-8 text file (a saved {what} is JSON)") from None
+    except OSError as exc:
+        raise error(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text, parse_constant=no_constants if strict else None)
+    except json.JSONDecodeError as exc:
+        raise error(f"{str(path)!r} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise error(f"{str(path)!r} nests JSON too deeply to be a saved {what}") from None

@@ -181,15 +181,22 @@ def test_tampered_model_file_is_refused(tmp_path):
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         with pytest.raises(MixoptError):
             mm.load(tmp_path / "bad.json")
-    for value in (None, [0.1, 0.2], [float("nan")] * 4, "x"):
+    for value in (None, [0.1, 0.2], ["nan"] * 4, "x"):
         bad = json.loads(path.read_text())
         bad["surrogates"]["val_web"]["state"]["w"] = value
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         with pytest.raises(DataError, match="state 'w'"):
             mm.load(tmp_path / "bad.json")
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(DataError, match="cannot read"):
+    # save() writes strict JSON, so NaN tokens are a tampered file
+    bad["surrogates"]["val_web"]["state"]["w"] = [float("nan")] * 4
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(DataError, match="non-standard JSON token NaN"):
         mm.load(tmp_path / "bad.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataError, match="is not valid JSON"):
+        mm.load(tmp_path / "bad.json")
+    with pytest.raises(DataError, match="no such file"):
+        mm.load(tmp_path / "missing.json")
 
 
 def test_summary_reads_well():

@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,6 +23,9 @@ import mixopt
 from mixopt import plan
 from mixopt.errors import MixoptError, PlanError
 from mixopt.plan.io import _encode, check_plan_dict
+
+sys.path.insert(0, str(Path(__file__).parent))
+from reliability_helpers import paths  # noqa: E402
 
 HOFF = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
@@ -218,19 +223,6 @@ def test_unreadable_sources_are_plan_errors(tmp_path):
         plan.save(object(), tmp_path / "x.json")
 
 
-def _paths(obj, prefix=()):
-    out = []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out.append(prefix + (k,))
-            out += _paths(v, prefix + (k,))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj[:2]):
-            out.append(prefix + (i,))
-            out += _paths(v, prefix + (i,))
-    return out
-
-
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6)
     | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=3),
@@ -247,7 +239,7 @@ NAMES = ["Allocation", "AllocationDistribution", "SplitPlan", "Frontier", "Mixtu
 def test_any_corrupted_field_is_refused_or_loads_a_consistent_plan(plans, data):
     name = data.draw(st.sampled_from(NAMES))
     base = plans[name].to_dict()
-    path = data.draw(st.sampled_from(_paths(base)))
+    path = data.draw(st.sampled_from(paths(base)))
     d = _tampered(plans, name, path, data.draw(JSON))
     try:
         p = plan.load(json.loads(json.dumps(_encode(d))))

@@ -8,12 +8,11 @@ mistyped, non-finite, negative and out-of-range fields.
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import math
-import signal
-from contextlib import contextmanager, redirect_stdout
+import sys
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -28,64 +27,11 @@ from mixopt.data import as_arrays, validate
 from mixopt.errors import MixoptError
 from mixopt.fitting import FitResult
 
-LIMIT_S = 30  # generous: the suite shares 2 cores with other jobs; a hang never returns
+sys.path.insert(0, str(Path(__file__).parent))
+from reliability_helpers import JSON, corrupt, on_simplex, paths, time_limit  # noqa: E402
+
 FAST = settings(max_examples=40, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**15, 10**15)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=4),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner,
-                                                               max_size=3),
-    max_leaves=6,
-)
-
-
-class Hang(Exception):
-    pass
-
-
-@contextmanager
-def time_limit(seconds: float = LIMIT_S):
-    """Fail (instead of hanging the suite) when the block runs longer than ``seconds``."""
-    def fire(*_):
-        raise Hang(f"no result within {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def paths(obj, prefix=()):
-    """Every key path inside a JSON-like object (lists: their first three entries)."""
-    out = []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out.append(prefix + (k,))
-            out += paths(v, prefix + (k,))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj[:3]):
-            out.append(prefix + (i,))
-            out += paths(v, prefix + (i,))
-    return out
-
-
-def corrupt(obj, path, value):
-    obj = copy.deepcopy(obj)
-    ref = obj
-    for k in path[:-1]:
-        ref = ref[k]
-    ref[path[-1]] = value
-    return obj
-
-
-def finite_simplex(w) -> bool:
-    w = np.asarray(w, dtype=np.float64)
-    return bool(np.all(np.isfinite(w)) and np.all(w >= 0) and abs(w.sum() - 1.0) < 1e-6)
 
 
 # ------------------------------------------------------------------------------ mixopt.load
@@ -167,14 +113,14 @@ def test_rule_load_state_dict_refuses_or_keeps_finite_weights(target, value):
         try:
             rule.load_state_dict(corrupt(STATES[name], path, value))
         except MixoptError:
-            assert finite_simplex(rule.weights)
+            assert on_simplex(rule.weights)
             return
-        assert finite_simplex(rule.weights)
+        assert on_simplex(rule.weights)
         try:
             w = rule.update(np.full(rule.n_eval, 2.0))
         except MixoptError:
             return
-    assert finite_simplex(w)
+    assert on_simplex(w)
 
 
 LOSSES = st.one_of(
@@ -192,9 +138,9 @@ def test_rule_update_refuses_or_returns_a_mixture(name, losses):
         try:
             w = rule.update(losses)
         except MixoptError:
-            assert finite_simplex(rule.weights)
+            assert on_simplex(rule.weights)
             return
-    assert finite_simplex(w) and finite_simplex(rule.weights)
+    assert on_simplex(w) and on_simplex(rule.weights)
     ok = np.asarray(losses, dtype=object)
     assert not any(isinstance(x, bool) for x in ok.reshape(-1))  # booleans are not losses
 
@@ -209,7 +155,7 @@ def test_rule_constructors(k, eta):
                 rule = build()
             except MixoptError:
                 continue
-            assert finite_simplex(rule.weights)
+            assert on_simplex(rule.weights)
 
 
 # ------------------------------------------------------------------------------ procedural
@@ -412,4 +358,4 @@ def test_from_state_dict_of_a_corrupted_state(target, value):
             rule = online.from_state_dict(corrupt(STATES[name], path, value))
         except MixoptError:
             return
-    assert finite_simplex(rule.weights)
+    assert on_simplex(rule.weights)

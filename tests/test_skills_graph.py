@@ -152,7 +152,7 @@ def test_frame_networkx_and_json_round_trip(tmp_path) -> None:
     assert back == g and np.array_equal(back.matrix, M)
     assert SkillGraph.from_dict(json.loads(json.dumps(g.to_dict()))) == g
     path.write_text("{not json")
-    with pytest.raises(GraphError, match="not a JSON skill graph"):
+    with pytest.raises(GraphError, match="is not valid JSON"):
         SkillGraph.load(path)
     with pytest.raises(GraphError, match="missing 'matrix'"):
         SkillGraph.from_dict({"train_skills": []})

@@ -69,29 +69,7 @@ def law_from_dict(d: dict[str, Any], law: Law | None = None) -> Law:
 
 def _read(path: Any) -> Any:
     """Parse the strict JSON file at ``path`` (``NaN``/``Infinity`` tokens refused)."""
-    try:
-        p = Path(path)
-    except TypeError:
-        raise FitError(f"path must be a file path (str or os.PathLike), got {path!r}") from None
-
-    def no_constants(token: str) -> Any:
-        raise FitError(f"{str(path)!r} holds the non-standard JSON token {token}; mixopt writes "
-                       "non-finite numbers as the strings 'inf', '-inf', 'nan'")
-
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FitError(f"no such file: {str(path)!r}") from None
-    except UnicodeDecodeError:
-        raise FitError(f"{str(path)!r} is not a UTF-8 text file (a saved fit is JSON)") from None
-    except OSError as exc:
-        raise FitError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    try:
-        return json.loads(text, parse_constant=no_constants)
-    except json.JSONDecodeError as exc:
-        raise FitError(f"{str(path)!r} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise FitError(f"{str(path)!r} nests JSON too deeply to be a saved fit") from None
+    return S.read_json(path, FitError, "fit")
 
 
 # ------------------------------------------------------------------------------- schemas

@@ -26,6 +26,7 @@ from typing import IO, Any, NoReturn
 import numpy as np
 import pandas as pd
 
+from mixopt._schema import read_json
 from mixopt.errors import DataError, MixtureError
 
 __all__ = ["main"]
@@ -106,18 +107,13 @@ def _parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- file readers
 
 
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"non-finite number {name} (not JSON)")
-
-
 def _read_json(path: str, flag: str) -> Any:
-    p = Path(path)
-    if not p.is_file():
+    if not Path(path).is_file():
         raise DataError(f"{flag}: no such file {path!r}")
     try:
-        return json.loads(p.read_text(encoding="utf-8"), parse_constant=_reject_constant)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{flag}: {path!r} is not valid JSON: {exc}") from None
+        return read_json(path, DataError, f"{flag} file")
+    except DataError as exc:
+        raise DataError(f"{flag}: {exc}") from None
 
 
 def _read_mapping(path: str | None, flag: str) -> dict[str, float] | None:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mixopt._schema import read_json
 from mixopt.errors import DataError, MixtureError
 from mixopt.mixture._inputs import (
     Target,
@@ -241,11 +242,8 @@ def fit(ratios: Any, metrics: Any, *, target: Any, model: str = "loglinear", see
 
 def load(path: str | Path) -> MixtureModel:
     """Read a model written by :meth:`MixtureModel.save` (validated; the surrogates rebuilt)."""
+    d = read_json(path, DataError, "mixture model")
     path = Path(path)
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read a mixture model from {str(path)!r}: {exc}") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise DataError(f"{str(path)!r} is not a mixopt mixture model (format {FORMAT!r})")
     try:

@@ -71,29 +71,7 @@ def save(plan: Any, path: Any) -> None:
 
 # ------------------------------------------------------------------------------- reading
 def _read(path: Any) -> Any:
-    try:
-        p = Path(path)
-    except TypeError:
-        raise PlanError(f"load needs a file path or a dict, got {path!r}") from None
-
-    def no_constants(token: str) -> Any:
-        raise PlanError(f"{str(path)!r} holds the non-standard JSON token {token}; saved plans "
-                        "write non-finite numbers as the strings 'inf', '-inf', 'nan'")
-
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError(f"no such file: {str(path)!r}") from None
-    except UnicodeDecodeError:
-        raise PlanError(f"{str(path)!r} is not a UTF-8 text file (a saved plan is JSON)") from None
-    except OSError as exc:
-        raise PlanError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    try:
-        return json.loads(text, parse_constant=no_constants)
-    except json.JSONDecodeError as exc:
-        raise PlanError(f"{str(path)!r} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise PlanError(f"{str(path)!r} nests JSON too deeply to be a saved plan") from None
+    return S.read_json(path, PlanError, "plan")
 
 
 # ------------------------------------------------------------------------------- schemas

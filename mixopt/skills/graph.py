@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mixopt._schema import read_json
 from mixopt.errors import GraphError
 
 __all__ = ["SkillGraph", "LearningOrder", "NORMALIZATIONS"]
@@ -424,15 +425,8 @@ class SkillGraph:
 
     @classmethod
     def load(cls, path: str | Path) -> SkillGraph:
-        try:
-            state = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise GraphError(f"no such file: {str(path)!r}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise GraphError(f"{path} is not a JSON skill graph: {exc}") from None
-        except (OSError, TypeError) as exc:
-            raise GraphError(f"cannot read a skill graph from {path!r}: {exc}") from None
-        return cls.from_dict(state)
+        # not strict: save() lets json write non-finite entries as NaN tokens
+        return cls.from_dict(read_json(path, GraphError, "skill graph", strict=False))
 
     def summary(self, threshold: float = 0.0) -> str:
         lines = [repr(self), self.to_frame().round(4).to_string()]

@@ -20,11 +20,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from _clock import Clock  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 
 import mixopt  # noqa: E402
@@ -32,15 +32,6 @@ import mixopt  # noqa: E402
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinchilla" / \
     "svg_extracted_data.csv"
 
-
-class Clock:
-    def __enter__(self) -> Clock:
-        self.c0, self.w0 = time.process_time(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.cpu = time.process_time() - self.c0
-        self.wall = time.perf_counter() - self.w0
 
 
 def reference(fit: mixopt.FitResult, n: int, seed: int) -> pd.DataFrame:

@@ -24,11 +24,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from _clock import Clock  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 
 import mixopt  # noqa: E402
@@ -42,17 +42,6 @@ TRUTH = {
     "chinchilla": dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28),
 }
 
-
-class Clock:
-    """CPU and wall time of a block."""
-
-    def __enter__(self) -> Clock:
-        self.c0, self.w0 = time.process_time(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.cpu = time.process_time() - self.c0
-        self.wall = time.perf_counter() - self.w0
 
 
 def runs(law: str, n: int, seed: int = 0) -> pd.DataFrame:

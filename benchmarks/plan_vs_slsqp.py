@@ -21,22 +21,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _clock import Clock  # noqa: E402
 from scipy import optimize  # noqa: E402
 
 from mixopt import plan  # noqa: E402
-
-
-class Clock:
-    def __enter__(self) -> Clock:
-        self.c0, self.w0 = time.process_time(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.cpu = time.process_time() - self.c0
-        self.wall = time.perf_counter() - self.w0
 
 
 def make_fits(K: int, seed: int = 0) -> dict:

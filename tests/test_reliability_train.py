@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 import json
 import math
-import signal
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,9 @@ from mixopt.errors import MixtureError
 
 torch = pytest.importorskip("torch")
 from mixopt.train import MixtureController, MixtureSampler  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from reliability_helpers import JSON, corrupt, time_limit  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ sampler
@@ -62,14 +66,10 @@ def test_sampler_state_with_nan_credit_does_not_hang():
     state = _sampler_state()
     state["anchor_credits"] = [float("nan"), 0.0, 0.0]
     s = MixtureSampler([5, 7, None], [0.2, 0.3, 0.5], seed=4)
-    signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(TimeoutError()))
-    signal.alarm(10)
-    try:
+    with time_limit(10):
         with pytest.raises(MixtureError):
             s.load_state_dict(state)
         d, _ = s.next_batch(5)
-    finally:
-        signal.alarm(0)
     assert d.shape == (5,)
 
 
@@ -175,12 +175,8 @@ def test_skip_leaves_exactly_the_state_of_next_batch():
 def test_skip_of_a_trillion_draws_returns_and_tracks_the_weights():
     """Issue 16, item 10: skip(n) allocated per draw (1e9 draws timed out)."""
     s = MixtureSampler([3, 3, None], [0.2, 0.3, 0.5])
-    signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(TimeoutError()))
-    signal.alarm(10)
-    try:
+    with time_limit(10):
         s.skip(10**12)
-    finally:
-        signal.alarm(0)
     assert s.position == 10**12
     assert np.array_equal(s.counts, [2 * 10**11, 3 * 10**11, 5 * 10**11])
     assert np.abs(s.credits()).max() < 2.0  # |n_i - w_i t| < 1/2 + K w_i / 2
@@ -194,41 +190,22 @@ from hypothesis import strategies as st  # noqa: E402
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**15, 10**15)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=4),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner,
-                                                               max_size=3),
-    max_leaves=6,
-)
 STATE = _sampler_state()
 FIELDS = [(k,) for k in STATE] + [(k, i) for k, v in STATE.items() if isinstance(v, list)
                                    for i in range(len(v))]
 
 
-def _alarm(seconds):
-    signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(TimeoutError("hang")))
-    signal.alarm(seconds)
-
-
 @FAST
 @given(field=st.sampled_from(FIELDS), value=JSON)
 def test_sampler_load_of_a_corrupted_state_refuses_or_keeps_streaming(field, value):
-    state = copy.deepcopy(STATE)
-    if len(field) == 1:
-        state[field[0]] = value
-    else:
-        state[field[0]][field[1]] = value
+    state = corrupt(STATE, field, value)
     s = MixtureSampler([5, 7, None], [0.2, 0.3, 0.5], seed=4)
-    _alarm(30)
-    try:
+    with time_limit():
         try:
             s.load_state_dict(state)
         except MixtureError:
             pass
         d, idx = s.next_batch(8)
-    finally:
-        signal.alarm(0)
     assert d.shape == idx.shape == (8,)
     assert np.all((d >= 0) & (d < 3)) and np.all(idx >= 0)
     for i, size in enumerate([5, 7, None]):
@@ -241,16 +218,13 @@ def test_sampler_load_of_a_corrupted_state_refuses_or_keeps_streaming(field, val
 @given(sizes=JSON | st.lists(st.integers(-1, 5) | st.none(), max_size=3), weights=JSON,
        seed=JSON | st.integers(-1, 3), n=JSON | st.integers(-1, 10))
 def test_sampler_construction_and_draws(sizes, weights, seed, n):
-    _alarm(30)
-    try:
+    with time_limit():
         try:
             s = MixtureSampler(sizes, weights, seed=seed)
             d, idx = s.next_batch(n)
             s.skip(n)
         except MixtureError:
             return
-    finally:
-        signal.alarm(0)
     assert d.shape == idx.shape == (n,) and np.all(np.isfinite(s.weights))
 
 

@@ -259,16 +259,6 @@ def _target(specs: list[str]) -> Any:
     return specs[0] if len(specs) == 1 else list(specs)
 
 
-def _number(value: float, flag: str, *, low: float, high: float = math.inf,
-            open_low: bool = False, open_high: bool = False) -> float:
-    ok = math.isfinite(value) and (value > low if open_low else value >= low) and (
-        value < high if open_high else value <= high)
-    if not ok:
-        lo, hi = ("(" if open_low else "["), (")" if open_high else "]")
-        raise MixtureError(f"{flag} must be in {lo}{low:g}, {high:g}{hi}, got {value!r}")
-    return value
-
-
 def _fit(args: argparse.Namespace, out: IO[str]) -> int:
     import mixopt.mixture as mm
     from mixopt.mixture._inputs import (
@@ -277,6 +267,7 @@ def _fit(args: argparse.Namespace, out: IO[str]) -> int:
         check_metrics,
         check_ratios,
         domain_vector,
+        number,
         parse_target,
     )
 
@@ -298,11 +289,11 @@ def _fit(args: argparse.Namespace, out: IO[str]) -> int:
     prior_v = domain_vector(prior, domains, "--prior", default=None, upper=None)
     if prior_v is not None and not prior_v.sum() > 0:
         raise MixtureError(f"--prior: {args.prior!r} must have a positive total")
-    kl = _number(args.kl, "--kl", low=0.0)
+    kl = number(args.kl, "--kl", low=0.0)
     if kl > 0 and prior is None:
         raise MixtureError("--kl > 0 needs --prior (the mixture the KL term pulls toward)")
-    holdout = _number(args.holdout, "--holdout", low=0.0, high=1.0, open_low=True,
-                      open_high=True)
+    holdout = number(args.holdout, "--holdout", low=0.0, high=1.0, low_open=True,
+                     high_open=True)
     if args.seed < 0:
         raise MixtureError(f"--seed must be >= 0, got {args.seed}")
     n = len(R)

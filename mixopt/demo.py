@@ -89,12 +89,11 @@ def _compute_optimal(fit, boot, budgets: np.ndarray):
     """(N, D, loss, N_lower, N_upper, extrapolation records) per budget, via
     mixopt.plan.compute_optimal."""
     from mixopt.plan import compute_optimal
-    from mixopt.plan.extrapolation import extrapolation
 
     point = compute_optimal(fit, budgets)
     ci = compute_optimal(boot, budgets).conf_int(0.95)
     return (np.asarray(point.N), np.asarray(point.D), np.asarray(point.loss),
-            ci["N_lower"].to_numpy(), ci["N_upper"].to_numpy(), extrapolation(point, fit))
+            ci["N_lower"].to_numpy(), ci["N_upper"].to_numpy(), point.extrapolation)
 
 
 SPEC_LAWS = ("additive", "transfer", "multiplicative")
@@ -204,7 +203,6 @@ def measured_part(args: argparse.Namespace, out: Path) -> dict:
     import mixopt
     from mixopt.datasets import MEASURED_BOUNDS, MEASURED_MIN_TOKENS, load_ladder
     from mixopt.plan import split
-    from mixopt.plan.extrapolation import extrapolation
 
     runs = load_ladder("measured")
     sizes = sorted(runs["N"].unique())
@@ -255,7 +253,6 @@ def measured_part(args: argparse.Namespace, out: Path) -> dict:
     budget = args.budget if args.budget is not None else 0.1 * top
     plan = split(best, budget)
     print(f"\nSplit of {budget:.3g} FLOPs (C = 6 N (D + sum D'), equal domain weights):")
-    plan.extrapolation = extrapolation(plan, best)
     print(plan.summary())
     profiles = _bound_note(best, runs, plan)
     plt = _pyplot(args.no_plot)

@@ -126,7 +126,6 @@ def main(argv: list[str]) -> int:
     paths, caps = _specs(args)
     from mixopt import load
     from mixopt.plan import compute_optimal, split
-    from mixopt.plan.extrapolation import extrapolation
 
     fits = {name: load(path) for name, path in paths.items()}
     out = sys.stdout
@@ -135,14 +134,11 @@ def main(argv: list[str]) -> int:
             raise PlanError("--weights and --cap apply to split plans (several domain fits)")
         budget = args.budget[0] if len(args.budget) == 1 else args.budget
         fit = next(iter(fits.values()))
-        res = compute_optimal(fit, budget)
-        res.extrapolation = extrapolation(res, fit)
+        res = compute_optimal(fit, budget)  # with its extrapolation records
         out.write((_dump(_report(res.to_dict())) if args.json else res.summary()) + "\n")
         return 0
     results = [split(fits, b, weights=args.weights, caps=caps or None,
                      objective=args.objective) for b in args.budget]
-    for r in results:
-        r.extrapolation = extrapolation(r, fits)
     if args.json:
         payload = [_report(r.to_dict()) for r in results]
         out.write(_dump(payload[0] if len(payload) == 1 else payload) + "\n")

@@ -189,10 +189,23 @@ def test_saved_corpora_replace_the_machines_own(tmp_path, monkeypatch):
 
 
 def test_token_equivalence_smoke(tmp_path):
-    curves, te = te_study.main(ARGS + ["--out", str(tmp_path)])
+    cache = tmp_path / "cache"
+    curves, te = te_study.main(ARGS + ["--out", str(tmp_path), "--cache", str(cache)])
     csv = pd.read_csv(tmp_path / "token_equivalence.csv")
     assert {"arm", "seed", "step", "tokens", "warmup_tokens", "loss"} <= set(csv.columns)
-    assert set(csv["arm"]) == {"baseline", "dyck"}
+    assert set(csv["arm"]) == {"baseline", "dyck:attention", "dyck:attention+mlp+norms"}
+    # the gated source is the haystack study's, cached under the same key, and its record
+    # (tokens = Dyck steps x batch x length) is on every treated row
+    files = list(cache.glob("haystack_dyck_source_*.pt"))
+    assert len(files) == 1
+    treated = csv[csv["arm"] != "baseline"]
+    hw = haystack_warmup.SMOKE
+    assert (treated["source_steps"] == hw["warm_max_steps"]).all()
+    assert (treated["warmup_tokens"] == hw["warm_max_steps"] * hw["warm_batch"] * 64).all()
+    assert treated["source_closer_accuracy"].between(0, 1).all()
+    assert (csv.loc[csv["arm"] == "baseline", "warmup_tokens"] == 0).all()
+    hcfg = dict(hw, warm_length=64, length=min(64, hw["length"]))
+    assert files[0].name == f"haystack_dyck_source_{haystack_warmup.source_key(hcfg, 0)}.pt"
     summ = pd.read_csv(tmp_path / "token_equivalence_summary.csv")
     assert set(summ["method"]) == {"interpolate", "fit"}
     # with the warm-up counted the fraction grows by warmup_tokens / baseline_tokens
@@ -200,6 +213,13 @@ def test_token_equivalence_smoke(tmp_path):
     np.testing.assert_allclose(ok["fraction_with_warmup"] - ok["fraction"],
                                ok["warmup_tokens"] / ok["baseline_tokens"], rtol=1e-9)
     _png(tmp_path / "token_equivalence.png")
+    # the earlier recipe: a fixed number of warm-up steps of any task
+    steps, _ = te_study.main(ARGS + ["--out", str(tmp_path / "s"), "--source", "steps",
+                                     "--warmups", "sort", "--transfers", "mlp"])
+    assert set(steps["arm"]) == {"baseline", "sort:mlp"}
+    sm = te_study.SMOKE
+    assert (steps.loc[steps["arm"] == "sort:mlp", "warmup_tokens"]
+            == sm["warm_steps"] * sm["batch"] * sm["length"]).all()
 
 
 def test_token_equivalence_on_known_curves():

@@ -98,6 +98,27 @@ def test_skillit_lego_smoke_with_scratchpad_and_distractors(tmp_path):
     assert len(res["graph"]) == 25
 
 
+def test_skillit_lego_dyck_start_copies_the_sources_attention_only(tmp_path):
+    import torch
+
+    cfg = dict(skillit_lego.SMOKE, init="dyck", n_layers=2, n_heads=2, d_model=8)
+    init = skillit_lego.initial_model(cfg, 0, cache=str(tmp_path))
+    hcfg = dict(haystack_warmup.SMOKE, n_layers=2, n_heads=2, d_model=8)
+    src, traj = haystack_warmup.train_source(hcfg, 0, cache=str(tmp_path))  # from the cache
+    assert len(list(tmp_path.glob("*.pt"))) == 1 and init.source_record == traj[-1]
+    fresh = skillit_lego.initial_model(dict(cfg, init="scratch"), 0)
+    s_par, i_par, f_par = (dict(m.named_parameters()) for m in (src, init, fresh))
+    attn = [n for n in i_par if ".attn." in n]
+    assert attn, list(i_par)
+    for name, p in i_par.items():  # attention from the source, the rest as a fresh model
+        ref = s_par[name] if name in attn else f_par[name]
+        assert torch.equal(p, ref), name
+    res = skillit_lego.main(ARGS + ["--out", str(tmp_path), "--init", "dyck", "--cache",
+                                    str(tmp_path), "--arms", "random", "--name", "x"])
+    assert (res["accuracy"]["init"] == "dyck").all()
+    assert (tmp_path / "x.csv").is_file() and (tmp_path / "x_mixtures.csv").is_file()
+
+
 def test_lego_curriculum_is_cumulative_chain_order():
     rule = skillit_lego.make_rule("curriculum", dict(skillit_lego.DEFAULTS, steps=100))
     # 100 steps over 5 segments of 20: step 0 only var0; step 45 (segment 3) var0..var2 evenly

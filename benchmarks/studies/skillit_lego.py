@@ -35,6 +35,12 @@ queried variable, all scored (``named``: each with its letter; ``path``: the let
 query back to the root first), and ``M`` distractor clauses off the chain remove the leaf's
 shortcut (root value XOR the parity of all ``not`` tokens); see :class:`mixopt.procedural.Lego`.
 The context grows to the task's ``min_length()`` when needed.
+
+``--init dyck`` (issue 20's second route, the analogue of the paper's pretrained start) starts
+every arm, and the graph's base run, from a model whose attention was trained on k-Dyck: the
+haystack study's gated source of the same shape and seed
+(:func:`benchmarks.studies.haystack_warmup.train_source`, cached with ``--cache``) is copied in
+by :func:`mixopt.train.transfer` (attention only, token embeddings re-initialised).
 The paper (GPT-Neo 125M, 6,000 steps) reports +36.5 points of Skill-It over random.
 
     python benchmarks/studies/skillit_lego.py            # default size (see --help)
@@ -63,10 +69,10 @@ DEFAULTS: dict[str, Any] = dict(
     warmup_frac=0.05, rounds=6, eta=0.5, window=3, evals_per_update=20, base_steps=150,
     ablation_steps=150,
     val_rows=128, test_rows=500, eval_every=200, graph="threshold", arms=ARMS,
-    scratchpad="none", distractors=0, device="cpu")
+    scratchpad="none", distractors=0, init="scratch", device="cpu", source_preset="full")
 SMOKE: dict[str, Any] = dict(DEFAULTS, d_model=16, steps=12, batch=8, rounds=3, base_steps=4,
                              ablation_steps=4, val_rows=16, test_rows=32, eval_every=6,
-                             evals_per_update=2)
+                             evals_per_update=2, source_preset="smoke")
 SKILLS = [f"var{i}" for i in range(K)]
 
 
@@ -87,6 +93,27 @@ def lego(cfg: dict[str, Any], skill_weights: Any = None) -> Any:
 def context(cfg: dict[str, Any]) -> int:
     """The row length: ``cfg["length"]``, or the task's minimum when that is longer."""
     return max(cfg["length"], lego(cfg).min_length())
+
+
+def initial_model(cfg: dict[str, Any], seed: int, cache: str | None = None) -> Any:
+    """The arms' shared initialisation: a fresh TinyGPT, or (``init="dyck"``) one whose
+    attention is the gated Dyck source's of the same shape and seed."""
+    from mixopt.train import TinyGPT, transfer
+
+    init = TinyGPT(lego(cfg).vocab_size, context=context(cfg), n_layers=cfg["n_layers"],
+                   n_heads=cfg["n_heads"], d_model=cfg["d_model"], seed=seed)
+    if cfg["init"] == "dyck":
+        from benchmarks.studies import haystack_warmup as hw
+
+        base = hw.SMOKE if cfg["source_preset"] == "smoke" else hw.DEFAULTS
+        hcfg = dict(base, n_layers=cfg["n_layers"], n_heads=cfg["n_heads"],
+                    d_model=cfg["d_model"], device="cpu")
+        src, traj = hw.train_source(hcfg, seed, cache)
+        transfer(src.cpu(), init, ("attention",), embeddings="reinit")
+        init.source_record = traj[-1]
+    elif cfg["init"] != "scratch":
+        raise ValueError(f"init must be 'scratch' or 'dyck', got {cfg['init']!r}")
+    return init.to(cfg["device"])
 
 
 def estimate_graph(init: Any, cfg: dict[str, Any], val: list[Any], seed: int
@@ -142,16 +169,15 @@ def make_rule(arm: str, cfg: dict[str, Any], graph: Any = None) -> Any:
     raise ValueError(f"unknown arm {arm!r}")
 
 
-def run_seed(seed: int, cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def run_seed(seed: int, cfg: dict[str, Any], cache: str | None = None
+             ) -> dict[str, list[dict[str, Any]]]:
     """Train every arm for ``cfg['steps']`` steps; rows of accuracies and of mixtures."""
     import torch
 
-    from mixopt.train import TinyGPT
-
     torch.set_num_threads(1)
     L, B = context(cfg), cfg["batch"]
-    init = TinyGPT(lego(cfg).vocab_size, context=L, n_layers=cfg["n_layers"],
-                   n_heads=cfg["n_heads"], d_model=cfg["d_model"], seed=seed).to(cfg["device"])
+    init = initial_model(cfg, seed, cache)
+    source = getattr(init, "source_record", {})
     val = [lego(cfg, _onehot(i)).sample(
         np.random.default_rng([seed, 21, i]), cfg["val_rows"], L) for i in range(K)]
     test = lego(cfg).sample(np.random.default_rng([seed, 31]), K * cfg["test_rows"], L)
@@ -192,7 +218,8 @@ def run_seed(seed: int, cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
         def evaluate(step: int, model: Any = model, arm: str = arm) -> None:
             sc = common.score(model, test)
-            row = dict(arm=arm, seed=seed, step=step,
+            row = dict(arm=arm, seed=seed, step=step, init=cfg["init"],
+                       source_closer_accuracy=source.get("closer_accuracy", np.nan),
                        mean_accuracy=float(np.mean([sc.by_skill[i]["exact_match"]
                                                     for i in range(K)])))
             row.update({s: sc.by_skill[i]["exact_match"] for i, s in enumerate(SKILLS)})
@@ -208,8 +235,9 @@ def run_seed(seed: int, cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return {"accuracy": acc_rows, "mixture": mix_rows, "graph": graph_rows}
 
 
-def run(cfg: dict[str, Any], seeds: Sequence[int], n_jobs: int = 2) -> dict[str, pd.DataFrame]:
-    out = common.run_seeds(run_seed, [(s, cfg) for s in seeds], n_jobs)
+def run(cfg: dict[str, Any], seeds: Sequence[int], n_jobs: int = 2,
+        cache: str | None = None) -> dict[str, pd.DataFrame]:
+    out = common.run_seeds(run_seed, [(s, cfg, cache) for s in seeds], n_jobs)
     return {k: pd.DataFrame([r for o in out for r in o[k]]) for k in out[0]}
 
 
@@ -258,6 +286,11 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
     p.add_argument("--distractors", type=int, default=None,
                    help="distractor clauses off the chain (default 0)")
     p.add_argument("--n-heads", type=int, default=None)
+    p.add_argument("--init", choices=("scratch", "dyck"), default=None,
+                   help="scratch (default) or attention from the gated Dyck source")
+    p.add_argument("--cache", default=None,
+                   help="folder of trained Dyck sources (shared with haystack_warmup.py)")
+    p.add_argument("--name", default="skillit_lego", help="output file stem")
     p.add_argument("--arms", default=None, help=f"comma-separated subset of {','.join(ARMS)}")
     p.add_argument("--length", type=int, default=None)
     args = p.parse_args(argv)
@@ -268,13 +301,13 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
     cfg = dict(SMOKE if args.smoke else DEFAULTS)
     cfg.update({k: v for k, v in vars(args).items() if k in cfg and v is not None})
     timer = common.Timer()
-    res = run(cfg, common.seed_list(args), args.n_jobs)
+    res = run(cfg, common.seed_list(args), args.n_jobs, args.cache)
     acc = res["accuracy"]
-    csv, png = common.write(acc, figure(res), args.out, "skillit_lego")
+    csv, png = common.write(acc, figure(res), args.out, args.name)
     out = Path(args.out)
-    res["mixture"].to_csv(out / "skillit_lego_mixtures.csv", index=False, float_format="%.6g")
+    res["mixture"].to_csv(out / f"{args.name}_mixtures.csv", index=False, float_format="%.6g")
     if len(res["graph"]):
-        res["graph"].to_csv(out / "skillit_lego_graph.csv", index=False, float_format="%.6g")
+        res["graph"].to_csv(out / f"{args.name}_graph.csv", index=False, float_format="%.6g")
     summ = final(acc)
     print(f"Skill-It LEGO study, {args.seeds} seeds, {timer():.0f} s; config {cfg}")
     last = acc[acc["step"] == acc["step"].max()]

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from mixopt.errors import InfeasiblePlanError, MixtureError
+from mixopt.mixture.configs import write_configs
 from mixopt.mixture.design import (
     DEFAULT_CONCENTRATIONS,
     _dirichlet,
     _farthest,
     caps,
     design,
-    write_configs,
 )
 
 TOKENS = {"web": 500.0, "code": 200.0, "books": 150.0, "wiki": 100.0, "math": 40.0, "law": 10.0}

@@ -19,8 +19,9 @@ The workflow:
 from __future__ import annotations
 
 from mixopt.mixture._inputs import Target
+from mixopt.mixture.configs import write_configs
 from mixopt.mixture.crossval import DEFAULT_MODELS, cross_validate
-from mixopt.mixture.design import caps, design, write_configs
+from mixopt.mixture.design import caps, design
 from mixopt.mixture.model import MixtureModel, fit, load, scores
 from mixopt.mixture.optimize import MixturePlan, optimize
 from mixopt.mixture.regmix import read_regmix

@@ -26,13 +26,15 @@ from mixopt.errors import DataError, InfeasiblePlanError, MixtureError
 
 __all__ = ["SIMPLEX_TOL", "ROUNDING", "Target", "check_ratios", "check_metrics", "align",
            "parse_target", "domain_vector", "check_bounds", "rng_from", "int_seed", "number",
-           "count"]
+           "count", "simplex_frame", "ROW_SUM_TOL"]
 
 #: Rows whose sum is within ``max(SIMPLEX_TOL, K * ROUNDING)`` of 1 are renormalised (with a
 #: warning); others are refused. Weights printed with 3 decimals (RegMix's release) move a row's
 #: sum by up to ``K * 5e-4``: 0.996-1.003 on its 17 domains.
 SIMPLEX_TOL = 1e-3
 ROUNDING = 5e-4
+#: Swarm rows (existing swarms, written configs) may carry published rounding (RegMix +-0.4%).
+ROW_SUM_TOL = 1e-2
 
 
 def _frame(table: Any, what: str) -> pd.DataFrame:
@@ -362,3 +364,44 @@ def count(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise MixtureError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def simplex_frame(frame: Any, name: str, domains: list[str] | None) -> pd.DataFrame:
+    """A DataFrame of mixtures whose rows sum to 1 within ``ROW_SUM_TOL`` (published rounding),
+    returned as float64 without renormalising; with ``domains``, exactly those columns, in that
+    order. Used for swarms (existing rows, written configs), which keep their rounding."""
+    if not isinstance(frame, pd.DataFrame):
+        raise MixtureError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+    if domains is not None:
+        missing = [d for d in domains if d not in frame.columns]
+        extra = [c for c in frame.columns if c not in domains]
+        if missing or extra:
+            raise MixtureError(
+                f"{name}: columns must be the prior's domains; missing {missing!r}, "
+                f"unknown {extra!r}")
+        frame = frame[domains]
+    if frame.shape[1] == 0:
+        raise MixtureError(f"{name} has no domain columns")
+    for col in frame.columns:  # bools, strings and complex numbers are not weights
+        s = frame[col]
+        if s.dtype == bool or pd.api.types.is_complex_dtype(s) or (
+                s.dtype == object and not all(
+                    isinstance(x, (int, float, np.integer, np.floating))
+                    and not isinstance(x, (bool, np.bool_)) for x in s.tolist())):
+            raise MixtureError(f"{name}: weights must be numbers; column {col!r} holds "
+                               f"{s.dtype} values")
+    try:
+        values = frame.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise MixtureError(f"{name}: weights must be numbers") from None
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        rows = frame.index[~np.all(np.isfinite(values) & (values >= 0), axis=1)].tolist()
+        raise MixtureError(
+            f"{name}: weights must be finite and non-negative; bad runs {rows[:5]!r}")
+    sums = values.sum(axis=1)
+    bad = np.abs(sums - 1.0) > ROW_SUM_TOL
+    if bad.any():
+        raise MixtureError(
+            f"{name}: each row must sum to 1; runs {frame.index[bad].tolist()[:5]!r} sum to "
+            f"{sums[bad][:5].round(6).tolist()!r}")
+    return pd.DataFrame(values, index=frame.index, columns=frame.columns)

@@ -170,8 +170,9 @@ def _jsonable(x: Any) -> Any:
 
 
 def _design(args: argparse.Namespace, out: IO[str]) -> int:
+    from mixopt.mixture.configs import write_configs
     from mixopt.mixture.design import caps as caps_from_tokens
-    from mixopt.mixture.design import design, write_configs
+    from mixopt.mixture.design import design
 
     prior = _read_mapping(args.prior, "--prior")
     caps = _read_mapping(args.caps, "--caps")

@@ -3,7 +3,8 @@
 ``design(prior, n_runs, seed=...)`` draws ``n_runs`` training mixtures around a prior, the first
 step of the RegMix / olmix workflow (train one small proxy per mixture, record its losses, fit a
 surrogate of loss against mixture, optimise the surrogate). ``caps(tokens, target_tokens)`` turns
-token counts into repetition bounds, and ``write_configs`` writes one JSON file per run.
+token counts into repetition bounds; :func:`mixopt.mixture.write_configs` (in
+``mixopt.mixture.configs``) writes one JSON file per run.
 
 The draw (RegMix, Liu et al., ICLR 2025, Sec. 3.1 and their ``synthesize_mixture.py``; olmix's
 ``generate`` step for the hierarchical and extension variants):
@@ -44,20 +45,16 @@ domain at ``alpha = 0.1``) neither underflow to an all-zero row nor lose mass.
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mixopt.errors import InfeasiblePlanError, MixtureError
-from mixopt.mixture._inputs import count, number, rng_from
+from mixopt.mixture._inputs import count, number, rng_from, simplex_frame
 
-__all__ = ["caps", "design", "write_configs", "DEFAULT_CONCENTRATIONS"]
+__all__ = ["caps", "design", "DEFAULT_CONCENTRATIONS"]
 
 #: RegMix's and olmix's Dirichlet strengths: 15 log-spaced values in [0.1, 5].
 DEFAULT_CONCENTRATIONS: tuple[float, ...] = tuple(
@@ -65,9 +62,7 @@ DEFAULT_CONCENTRATIONS: tuple[float, ...] = tuple(
 )
 
 _TOL = 1e-12
-_ROW_SUM_TOL = 1e-2  # existing / written swarms: rows may carry published rounding (RegMix +-0.4%)
 _MAX_CELLS = 2**26  # candidate weights held at once (several float64 arrays of this size)
-_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -203,45 +198,6 @@ def _groups(groups: Any, domains: list[str]) -> list[np.ndarray] | None:
     return out
 
 
-def _simplex_frame(frame: Any, name: str, domains: list[str] | None) -> pd.DataFrame:
-    """A DataFrame of mixtures (rows on the simplex up to published rounding)."""
-    if not isinstance(frame, pd.DataFrame):
-        raise MixtureError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
-    if domains is not None:
-        missing = [d for d in domains if d not in frame.columns]
-        extra = [c for c in frame.columns if c not in domains]
-        if missing or extra:
-            raise MixtureError(
-                f"{name}: columns must be the prior's domains; missing {missing!r}, "
-                f"unknown {extra!r}")
-        frame = frame[domains]
-    if frame.shape[1] == 0:
-        raise MixtureError(f"{name} has no domain columns")
-    for col in frame.columns:  # bools, strings and complex numbers are not weights
-        s = frame[col]
-        if s.dtype == bool or pd.api.types.is_complex_dtype(s) or (
-                s.dtype == object and not all(
-                    isinstance(x, (int, float, np.integer, np.floating))
-                    and not isinstance(x, (bool, np.bool_)) for x in s.tolist())):
-            raise MixtureError(f"{name}: weights must be numbers; column {col!r} holds "
-                               f"{s.dtype} values")
-    try:
-        values = frame.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        raise MixtureError(f"{name}: weights must be numbers") from None
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
-        rows = frame.index[~np.all(np.isfinite(values) & (values >= 0), axis=1)].tolist()
-        raise MixtureError(
-            f"{name}: weights must be finite and non-negative; bad runs {rows[:5]!r}")
-    sums = values.sum(axis=1)
-    bad = np.abs(sums - 1.0) > _ROW_SUM_TOL
-    if bad.any():
-        raise MixtureError(
-            f"{name}: each row must sum to 1; runs {frame.index[bad].tolist()[:5]!r} sum to "
-            f"{sums[bad][:5].round(6).tolist()!r}")
-    return pd.DataFrame(values, index=frame.index, columns=frame.columns)
-
-
 # --------------------------------------------------------------------------- public functions
 
 
@@ -363,7 +319,7 @@ def design(prior: Mapping[str, float] | pd.Series, n_runs: int, *,
     start = 0
     ex = None
     if existing is not None:
-        ex_frame = _simplex_frame(existing, "existing", domains)
+        ex_frame = simplex_frame(existing, "existing", domains)
         ex = ex_frame.to_numpy()
         ex = ex / ex.sum(axis=1, keepdims=True)
         ids = ex_frame.index
@@ -405,77 +361,6 @@ def design(prior: Mapping[str, float] | pd.Series, n_runs: int, *,
     out = pd.DataFrame(w[chosen], columns=pd.Index(domains, dtype=object),
                        index=pd.RangeIndex(start, start + n_runs, name="run"))
     return out
-
-
-def write_configs(swarm: pd.DataFrame, out_dir: str | Path, *,
-                  template: Mapping[str, Any] | None = None) -> list[Path]:
-    """Write one JSON run configuration per swarm row.
-
-    Each file is ``out_dir/run_<id>.json`` holding ``{"run": id, "weights": {domain: weight},
-    **template}``; ``template`` carries the settings every proxy shares (model size, tokens,
-    learning rate...). Weights are written with full precision, so reading the files back gives
-    the swarm exactly.
-
-    Parameters
-    ----------
-    swarm
-        DataFrame index run id (integers, or strings of letters, digits, ``_ . -``), one column
-        per domain, rows on the simplex (e.g. from :func:`design`).
-    out_dir
-        Folder to write into (created with its parents).
-    template
-        JSON-serialisable mapping of extra keys; may not contain ``run`` or ``weights``.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The files written, in the swarm's row order.
-    """
-    frame = _simplex_frame(swarm, "swarm", None)
-    if len(frame) == 0:
-        raise MixtureError("swarm has no rows")
-    cols = [c for c in frame.columns if not isinstance(c, str) or not c]
-    if cols:
-        raise MixtureError(f"swarm: domain columns must be non-empty strings, got {cols[:5]!r}")
-    ids = []
-    for i in frame.index:
-        if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
-            ids.append(int(i))
-        elif isinstance(i, str) and _ID_RE.match(i):
-            ids.append(i)
-        else:
-            raise MixtureError(
-                f"swarm: run id {i!r} must be an integer or a string of letters, digits, _ . -")
-    if len(set(map(str, ids))) != len(ids):
-        raise MixtureError("swarm: run ids must be unique")
-    extra: dict[str, Any] = {}
-    if template is not None:
-        if not isinstance(template, Mapping):
-            raise MixtureError(f"template must be a mapping, got {type(template).__name__}")
-        clash = [k for k in ("run", "weights") if k in template]
-        if clash:
-            raise MixtureError(f"template may not set {clash!r}; write_configs fills them")
-        extra = dict(template)
-        try:
-            json.dumps(extra, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise MixtureError(f"template must be JSON-serialisable: {exc}") from None
-    if not isinstance(out_dir, (str, os.PathLike)) or str(out_dir) == "":
-        raise MixtureError(f"out_dir must be a folder path (a non-empty str or os.PathLike), "
-                           f"got {out_dir!r:.60}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise MixtureError(f"out_dir {str(out)!r} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    values = frame.to_numpy()
-    for run, row in zip(ids, values):
-        payload = {"run": run, "weights": {d: float(v) for d, v in zip(frame.columns, row)},
-                   **extra}
-        path = out / f"run_{run}.json"
-        path.write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-        paths.append(path)
-    return paths
 
 
 # --------------------------------------------------------------------------- the draw

@@ -36,9 +36,6 @@ from mixopt.errors import FitError, MixoptError, PlanError
 __all__ = ["main", "check_args"]
 
 BUDGETS = np.array([1e19, 1e20, 1e21, 1e22, 1e23])
-#: iteration limit of the measured ladder's fits: some fold fits creep along a flat valley
-#: past the default 200 iterations (same optimum, reached later)
-FIT_MAX_ITER = 2000
 #: the domains and token counts of part 3 (the README's offline-mixture example)
 MIXTURE_TOKENS = {"web": 500e9, "code": 80e9, "books": 30e9, "math": 5e9}
 
@@ -141,7 +138,7 @@ def _bound_note(best: dict[str, Any], runs: Any, plan: Any) -> dict[str, Any]:
         values = np.unique(np.round(lo + (top - lo) * np.array([0.0, 0.25, 0.5, 0.75]), 2))
         values[0] = lo
         at = pd.DataFrame([{"N": plan.N, "D": plan.D, "D_spec": plan.D_spec[dom]}, big])
-        prof = profiles[dom] = profile(fit, "E", values, at=at, max_iter=FIT_MAX_ITER)
+        prof = profiles[dom] = profile(fit, "E", values, at=at)
         tables.append(pd.DataFrame({
             "domain": dom, "E": prof.index,
             "objective rise": [f"{100 * max(r, 0.0):+.2f} %" for r in
@@ -177,8 +174,7 @@ def _pinned_plan(best: dict[str, Any], on: dict[str, Any], profiles: dict[str, A
             with warnings.catch_warnings():  # pinned refits: summarised in one line below
                 warnings.simplefilter("ignore", IdentifiabilityWarning)
                 fits[dom] = mixopt.fit(f.law, f.data, weights=f.weights, delta=f.delta,
-                                       bounds=f.bounds, fixed={**f.fixed, "E": E},
-                                       max_iter=FIT_MAX_ITER)
+                                       bounds=f.bounds, fixed={**f.fixed, "E": E})
             if fits[dom].status == 3:
                 what = fits[dom].identifiability()["unidentified"]
                 loose.append(f"{dom} ({', '.join(what) or 'a combination'})")
@@ -225,14 +221,13 @@ def measured_part(args: argparse.Namespace, out: Path) -> dict:
         for law in SPEC_LAWS:
             with warnings.catch_warnings():  # recorded in the table, summarised below
                 warnings.simplefilter("ignore", IdentifiabilityWarning)
-                c = mixopt.compare([law], d, holdout="N", bounds=MEASURED_BOUNDS[law],
-                                   max_iter=FIT_MAX_ITER)
+                c = mixopt.compare([law], d, holdout="N", bounds=MEASURED_BOUNDS[law])
             errors[law] = float(c["mean_rel_error"].iloc[0])
             rows.append(dict(domain=dom, law=law, error=errors[law]))
             if not bool(c["identified"].iloc[0]) and c["note"].iloc[0]:
                 loose.append(f"{dom}/{law} ({c['note'].iloc[0].split('identify ')[-1]})")
         law = min(errors, key=errors.get)
-        best[dom] = mixopt.fit(law, d, bounds=MEASURED_BOUNDS[law], max_iter=FIT_MAX_ITER)
+        best[dom] = mixopt.fit(law, d, bounds=MEASURED_BOUNDS[law])
     table = pd.DataFrame(rows).pivot(index="law", columns="domain", values="error")[domains]
     print("Extrapolation to the largest model (fit on the smaller sizes; mean relative error "
           "on the held-out size's runs):")

@@ -190,6 +190,30 @@ def test_grid_as_array_and_dataframe():
     assert a.params["beta"] == pytest.approx(0.28, rel=1e-4)
 
 
+def test_flat_valley_fit_converges_at_the_default_iteration_cap(monkeypatch):
+    # the bundled ladder's prose runs of the three smaller sizes: the batched stage stops at
+    # 200 iterations in a flat valley; the single-start last stage may go on to converge
+    import importlib
+    import warnings
+
+    from mixopt.datasets import MEASURED_BOUNDS, MEASURED_MIN_TOKENS, load_ladder
+
+    fit_module = importlib.import_module("mixopt.fitting.fit")
+    runs = load_ladder("measured")
+    d = runs[(runs["domain"] == "prose") & (runs["D"] + runs["D_spec"] >= MEASURED_MIN_TOKENS)]
+    d = d[d["N"] < d["N"].max()][["N", "D", "D_spec", "loss"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = mixopt.fit("additive", d, bounds=MEASURED_BOUNDS["additive"])
+        assert res.success and res.status == 0
+        # the optimum max_iter=2000 reaches (measured in session 6)
+        assert res.params["beta"] == pytest.approx(0.378541, rel=1e-4)
+        assert res.params["S"] == pytest.approx(10408.3, rel=1e-3)
+        monkeypatch.setattr(fit_module, "RESCUE_FACTOR", 1)  # the old last stage
+        with pytest.raises(ConvergenceError, match="iteration limit"):
+            mixopt.fit("additive", d, bounds=MEASURED_BOUNDS["additive"])
+
+
 def test_nonconvergence_raises_unless_allowed():
     with pytest.raises(ConvergenceError, match="did not converge"):
         mixopt.fit("chinchilla", ladder(0.01), grid=5, max_iter=1, n_polish=0)

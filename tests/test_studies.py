@@ -70,6 +70,9 @@ def test_skillit_lego_smoke(tmp_path):
     assert set(acc["arm"]) == set(skillit_lego.ARMS)
     assert acc[skillit_lego.SKILLS + ["mean_accuracy"]].stack().between(0, 1).all()
     np.testing.assert_allclose(acc["mean_accuracy"], acc[skillit_lego.SKILLS].mean(axis=1))
+    # one scored token per row without a scratchpad: token accuracy is the exact match
+    tok = [f"{s}_token" for s in skillit_lego.SKILLS]
+    np.testing.assert_allclose(acc[tok].to_numpy(), acc[skillit_lego.SKILLS].to_numpy())
     # every arm trains the same number of steps (equal token budgets)
     assert acc.groupby("arm")["step"].max().nunique() == 1
     mix = pd.read_csv(tmp_path / "skillit_lego_mixtures.csv")

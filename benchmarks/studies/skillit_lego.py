@@ -28,6 +28,8 @@ budgets, same model initialisation):
 Metric: answer accuracy per skill on held-out rows (500 per skill), and its mean over skills:
 the exact match of a row's scored tokens under teacher forcing (the answer bit; with
 ``--scratchpad`` every value of the scratchpad, which equals greedy decoding getting it right).
+The CSV also has each skill's per-token accuracy (``var<i>_token``: with a scratchpad, each step
+given the right steps before it, which is more lenient than the exact match).
 
 ``--scratchpad values|named|path`` and ``--distractors M`` (issue 20) are meant to make the
 skills learnable from scratch: the answer lists the values on the path from the root to the
@@ -223,6 +225,9 @@ def run_seed(seed: int, cfg: dict[str, Any], cache: str | None = None
                        mean_accuracy=float(np.mean([sc.by_skill[i]["exact_match"]
                                                     for i in range(K)])))
             row.update({s: sc.by_skill[i]["exact_match"] for i, s in enumerate(SKILLS)})
+            # per scored token (with a scratchpad: each step given the right steps before it)
+            row.update({f"{s}_token": sc.by_skill[i]["token_accuracy"]
+                        for i, s in enumerate(SKILLS)})
             acc_rows.append(row)
             common.progress(row)
 

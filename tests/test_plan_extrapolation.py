@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,10 @@ import mixopt
 from mixopt import plan
 from mixopt.plan.extrapolation import data_range, describe, extrapolation
 from mixopt.plan.result import format_size, format_tokens
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plan_fixtures import Fitted as _Fitted  # noqa: E402
+from plan_fixtures import mixture_fits as _mixture_fits  # noqa: E402
 
 HOFF = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
@@ -119,14 +125,6 @@ def test_specialisation_beyond_runs_without_any(chin_fit):
 
 
 # ------------------------------------------------------------------ filled in by the library
-class _Fitted:
-    """A fit as the planners see it (law, params) plus the runs it was made on."""
-
-    def __init__(self, law, params, data, weights=None):
-        self.law, self.params, self.data = law, params, data
-        self.weights = np.ones(len(data)) if weights is None else np.asarray(weights)
-
-
 def test_split_from_the_library_states_its_extrapolation(chin_fit):
     fits = {"code": _spec_fit(chin_fit, 1e3), "math": _spec_fit(chin_fit, 50.0)}
     p = plan.split(fits, 1e23, baselines=False)
@@ -165,19 +163,6 @@ def test_best_loss_budget_for_loss_and_bootstrap_state_extrapolation(chin_fit):
     assert recs[(1e22, "N")]["ratio"] == pytest.approx(dist.N[1] / 1e9, rel=1e-12)
     assert "EXTRAPOLATION" in dist.summary()
     assert dist.to_dict()["extrapolation"] == dist.extrapolation
-
-
-def _mixture_fits():
-    law = mixopt.laws.get("mixing_chinchilla", domains=["web", "code"])
-    p1 = {"E": 1.8, "alpha": 0.34, "beta": 0.28, "ta_web": 6.0, "ta_code": 6.2,
-          "tb_web": 5.8, "tb_code": 6.6}
-    p2 = {"E": 1.5, "alpha": 0.34, "beta": 0.28, "ta_web": 6.3, "ta_code": 5.9,
-          "tb_web": 6.9, "tb_code": 5.6}
-    h = np.array([0.3, 0.5, 0.7, 0.3, 0.5, 0.7])
-    data = pd.DataFrame({"N": np.repeat([1e7, 1e8], 3), "D": np.repeat([1e9, 2e9], 3),
-                         "web": h, "code": 1 - h})
-    data["loss"] = law.predict(p1, data)
-    return {"web_val": _Fitted(law, p1, data), "code_val": _Fitted(law, p2, data)}
 
 
 def test_mixture_plans_state_their_extrapolation():

@@ -25,15 +25,11 @@ from mixopt.errors import MixoptError, PlanError
 from mixopt.plan.io import _encode, check_plan_dict
 
 sys.path.insert(0, str(Path(__file__).parent))
+from plan_fixtures import Fitted as _Fitted  # noqa: E402
+from plan_fixtures import mixture_fits as _mix  # noqa: E402
 from reliability_helpers import paths  # noqa: E402
 
 HOFF = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
-
-
-class _Fitted:
-    def __init__(self, law, params, data):
-        self.law, self.params, self.data = law, params, data
-        self.weights = np.ones(len(data))
 
 
 def _chin():
@@ -51,19 +47,6 @@ def _spec(E, K):
     data = pd.DataFrame({"N": N, "D": np.tile(np.logspace(9, 11, 3), 3),
                          "D_spec": np.tile([0.0, 1e8, 1e9], 3)})
     return _Fitted(law, p, data.assign(loss=law.predict(p, data)))
-
-
-def _mix():
-    law = mixopt.laws.get("mixing_chinchilla", domains=["web", "code"])
-    p1 = {"E": 1.8, "alpha": 0.34, "beta": 0.28, "ta_web": 6.0, "ta_code": 6.2,
-          "tb_web": 5.8, "tb_code": 6.6}
-    p2 = {"E": 1.5, "alpha": 0.34, "beta": 0.28, "ta_web": 6.3, "ta_code": 5.9,
-          "tb_web": 6.9, "tb_code": 5.6}
-    h = np.array([0.3, 0.5, 0.7, 0.3, 0.5, 0.7])
-    data = pd.DataFrame({"N": np.repeat([1e7, 1e8], 3), "D": np.repeat([1e9, 2e9], 3),
-                         "web": h, "code": 1 - h})
-    return {"web_val": _Fitted(law, p1, data.assign(loss=law.predict(p1, data))),
-            "code_val": _Fitted(law, p2, data.assign(loss=law.predict(p2, data)))}
 
 
 @pytest.fixture(scope="module")

@@ -177,6 +177,8 @@ def figure(curves: pd.DataFrame, te: pd.DataFrame) -> Any:
                         yerr=100 * s[(col, "std")].fillna(0), width=0.4,
                         label=col.replace("_", " "))
         axes[1].axhline(100, color="k", lw=0.8)
+        if float(s[("fraction_with_warmup", "mean")].max()) > 3:  # warm-up tokens dominate
+            axes[1].set_yscale("log")
         axes[1].set(xticks=x, xticklabels=list(s.index), ylabel="% of baseline tokens",
                     title="tokens to reach the baseline's final loss")
         axes[1].legend()
@@ -210,7 +212,8 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     print(f"token-equivalence study, {args.seeds} seeds, {timer():.0f} s; config {cfg}")
     src = curves[curves["arm"] != "baseline"].drop_duplicates("seed")
     for r in src.itertuples():
-        print(f"  source seed {r.seed}: {r.source_steps} steps ({r.warmup_tokens} tokens), "
+        print(f"  source seed {r.seed}: {int(r.source_steps):,} steps ({int(r.warmup_tokens):,} "
+              "tokens), "
               f"closer accuracy {r.source_closer_accuracy:.3f}, loss - floor "
               f"{r.source_gap:.3f}")
     last = curves[curves["step"] == curves["step"].max()]

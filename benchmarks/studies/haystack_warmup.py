@@ -18,7 +18,9 @@ Arms: ``scratch``; ``attention`` (attention only, token embeddings re-initialise
 ``attention+norms`` (attention and LayerNorms); ``mlp`` (MLP only); ``all`` (attention, MLP,
 LayerNorms and position embeddings with every token-embedding row set to the mean source row,
 the paper's "everything" + "average"). Metric: answer accuracy under teacher forcing on held-out
-rows, at equal haystack steps.
+rows, at equal haystack steps. The cosine schedule spans ``steps`` (default 6,000): the arms are
+compared at every evaluation, and a schedule that ends too early (2,000 steps) stops the
+transferred arms before their retrieval forms (``benchmarks/README.md``, session 6).
 
     python benchmarks/studies/haystack_warmup.py              # CPU size (see --help)
     python benchmarks/studies/haystack_warmup.py --smoke      # seconds
@@ -55,8 +57,11 @@ DEFAULTS: dict[str, Any] = dict(
     dyck_k=16, warm_length=64, warm_batch=64, warm_lr=1e-3, warm_wd=0.1, gate=0.9,
     floor_gap=0.1, gate_every=500, warm_max_steps=20_000, gate_rows=512,
     # stage two
-    length=24, n_pairs=10, n_values=20, query="marked", steps=2000, batch=256, lr=1e-3,
-    weight_decay=1e-3, warmup_frac=0.05, eval_every=250, eval_rows=1000,
+    # 6,000 steps: with a 2,000-step cosine the learning rate has decayed before the
+    # transferred arms' retrieval circuit forms (session 6: attention 35.5% at the end of a
+    # 2,000-step run, 99.1% at step 2,000 of a 6,000-step run)
+    length=24, n_pairs=10, n_values=20, query="marked", steps=6000, batch=256, lr=1e-3,
+    weight_decay=1e-3, warmup_frac=0.05, eval_every=500, eval_rows=1000,
     arms=tuple(ARMS), source_seed=None, source_file=None, device="cpu")
 # The paper's haystack: 30 pairs, 127 values, length 63-64, batch 1,000, 10k steps, lr 1e-3.
 SMOKE: dict[str, Any] = dict(DEFAULTS, warm_max_steps=6, gate_every=3, gate_rows=16, steps=8,

@@ -60,11 +60,15 @@ def _copy_sources() -> None:
     for png in sorted((ROOT / "benchmarks" / "studies" / "results").glob("*.png")):
         shutil.copy2(png, GENERATED_FIGURES / png.name)
         # caption: the first paragraph of the docstring of the study that wrote the figure
-        script = ROOT / "benchmarks" / "studies" / f"{png.stem}.py"
+        # (a variant such as haystack_warmup_6000.png takes the caption of haystack_warmup.py)
+        studies = sorted((ROOT / "benchmarks" / "studies").glob("*.py"), key=lambda p: -len(p.stem))
+        script = next((p for p in studies if png.stem.startswith(p.stem)),
+                      ROOT / "benchmarks" / "studies" / f"{png.stem}.py")
         doc = ast.get_docstring(ast.parse(script.read_text())) if script.exists() else None
         caption = " ".join((doc or png.stem).split("\n\n")[0].split())
+        variant = "" if script.stem == png.stem else f", `{png.name}`"
         sections.append(f"```{{figure}} _figures/{png.name}\n:alt: {png.stem}\n\n{caption} "
-                        f"(`benchmarks/studies/{png.stem}.py`)\n```\n")
+                        f"(`benchmarks/studies/{script.stem}.py`{variant})\n```\n")
     text = "\n".join(sorted(sections, key=lambda sec: sec.split("\n\n", 1)[1])) or (
         "No figures yet.\n")  # in study order: the captions start "Study 1: ..."
     target = GENERATED_FIGURES / "figures.md"

@@ -57,11 +57,11 @@ def _copy_sources() -> None:
         shutil.copy2(ROOT / "notebooks" / name, GENERATED_NOTEBOOKS / name)
     GENERATED_FIGURES.mkdir(exist_ok=True)
     sections = []
+    # caption: the first paragraph of the docstring of the study that wrote the figure (a
+    # variant such as haystack_warmup_6000.png takes the caption of haystack_warmup.py)
+    studies = sorted((ROOT / "benchmarks" / "studies").glob("*.py"), key=lambda p: -len(p.stem))
     for png in sorted((ROOT / "benchmarks" / "studies" / "results").glob("*.png")):
         shutil.copy2(png, GENERATED_FIGURES / png.name)
-        # caption: the first paragraph of the docstring of the study that wrote the figure
-        # (a variant such as haystack_warmup_6000.png takes the caption of haystack_warmup.py)
-        studies = sorted((ROOT / "benchmarks" / "studies").glob("*.py"), key=lambda p: -len(p.stem))
         script = next((p for p in studies if png.stem.startswith(p.stem)),
                       ROOT / "benchmarks" / "studies" / f"{png.stem}.py")
         doc = ast.get_docstring(ast.parse(script.read_text())) if script.exists() else None

@@ -105,11 +105,12 @@ def test_skillit_lego_dyck_start_copies_the_sources_attention_only(tmp_path):
     import torch
 
     cfg = dict(skillit_lego.SMOKE, init="dyck", n_layers=2, n_heads=2, d_model=8)
-    init = skillit_lego.initial_model(cfg, 0, cache=str(tmp_path))
+    init, record = skillit_lego.initial_model(cfg, 0, cache=str(tmp_path))
     hcfg = dict(haystack_warmup.SMOKE, n_layers=2, n_heads=2, d_model=8)
     src, traj = haystack_warmup.train_source(hcfg, 0, cache=str(tmp_path))  # from the cache
-    assert len(list(tmp_path.glob("*.pt"))) == 1 and init.source_record == traj[-1]
-    fresh = skillit_lego.initial_model(dict(cfg, init="scratch"), 0)
+    assert len(list(tmp_path.glob("*.pt"))) == 1 and record == traj[-1]
+    fresh, none = skillit_lego.initial_model(dict(cfg, init="scratch"), 0)
+    assert none == {}
     s_par, i_par, f_par = (dict(m.named_parameters()) for m in (src, init, fresh))
     attn = [n for n in i_par if ".attn." in n]
     assert attn, list(i_par)

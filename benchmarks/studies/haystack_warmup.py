@@ -136,6 +136,15 @@ def train_source(cfg: dict[str, Any], seed: int, cache: str | None = None
     return model, traj
 
 
+def shared_source(seed: int, cache: str | None = None, *, smoke: bool = False,
+                  **settings: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """The gated Dyck source other studies transfer from: :func:`train_source` with this
+    study's source recipe (``DEFAULTS``, or ``SMOKE`` with ``smoke``) and ``settings`` (shape,
+    ``dyck_k``, ``warm_length``, ``device``) on top, so that a source of the same settings and
+    seed is trained once and found in ``cache`` by every study."""
+    return train_source(dict(SMOKE if smoke else DEFAULTS, **settings), seed, cache)
+
+
 # ------------------------------------------------------------------------------- haystack
 def run_seed(seed: int, cfg: dict[str, Any], cache: str | None = None
              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

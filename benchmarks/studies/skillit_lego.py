@@ -97,25 +97,27 @@ def context(cfg: dict[str, Any]) -> int:
     return max(cfg["length"], lego(cfg).min_length())
 
 
-def initial_model(cfg: dict[str, Any], seed: int, cache: str | None = None) -> Any:
-    """The arms' shared initialisation: a fresh TinyGPT, or (``init="dyck"``) one whose
-    attention is the gated Dyck source's of the same shape and seed."""
+def initial_model(cfg: dict[str, Any], seed: int, cache: str | None = None
+                  ) -> tuple[Any, dict[str, Any]]:
+    """The arms' shared initialisation and its source's last gate record (``{}`` from
+    scratch): a fresh TinyGPT, or (``init="dyck"``) one whose attention is the gated Dyck
+    source's of the same shape and seed."""
     from mixopt.train import TinyGPT, transfer
 
     init = TinyGPT(lego(cfg).vocab_size, context=context(cfg), n_layers=cfg["n_layers"],
                    n_heads=cfg["n_heads"], d_model=cfg["d_model"], seed=seed)
+    record: dict[str, Any] = {}
     if cfg["init"] == "dyck":
         from benchmarks.studies import haystack_warmup as hw
 
-        base = hw.SMOKE if cfg["source_preset"] == "smoke" else hw.DEFAULTS
-        hcfg = dict(base, n_layers=cfg["n_layers"], n_heads=cfg["n_heads"],
-                    d_model=cfg["d_model"], device="cpu")
-        src, traj = hw.train_source(hcfg, seed, cache)
-        transfer(src.cpu(), init, ("attention",), embeddings="reinit")
-        init.source_record = traj[-1]
+        src, traj = hw.shared_source(seed, cache, smoke=cfg["source_preset"] == "smoke",
+                                     n_layers=cfg["n_layers"], n_heads=cfg["n_heads"],
+                                     d_model=cfg["d_model"], device="cpu")
+        transfer(src, init, ("attention",), embeddings="reinit")
+        record = traj[-1]
     elif cfg["init"] != "scratch":
         raise ValueError(f"init must be 'scratch' or 'dyck', got {cfg['init']!r}")
-    return init.to(cfg["device"])
+    return init.to(cfg["device"]), record
 
 
 def estimate_graph(init: Any, cfg: dict[str, Any], val: list[Any], seed: int
@@ -178,8 +180,7 @@ def run_seed(seed: int, cfg: dict[str, Any], cache: str | None = None
 
     torch.set_num_threads(1)
     L, B = context(cfg), cfg["batch"]
-    init = initial_model(cfg, seed, cache)
-    source = getattr(init, "source_record", {})
+    init, source = initial_model(cfg, seed, cache)
     val = [lego(cfg, _onehot(i)).sample(
         np.random.default_rng([seed, 21, i]), cfg["val_rows"], L) for i in range(K)]
     test = lego(cfg).sample(np.random.default_rng([seed, 31]), K * cfg["test_rows"], L)

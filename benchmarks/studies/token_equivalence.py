@@ -63,24 +63,23 @@ def source(task_name: str, cfg: dict[str, Any], seed: int, cache: str | None = N
     from mixopt.train import TinyGPT
 
     L, B = cfg["length"], cfg["batch"]
-    arch = dict(context=L, n_layers=cfg["n_layers"], n_heads=cfg["n_heads"],
-                d_model=cfg["d_model"])
     if cfg["source"] == "gated":
         if task_name != "dyck":
             raise ValueError(f"--source gated trains a Dyck source, not {task_name!r}")
         from benchmarks.studies import haystack_warmup as hw
 
-        base = hw.SMOKE if cfg["source_preset"] == "smoke" else hw.DEFAULTS
-        hcfg = dict(base, n_layers=cfg["n_layers"], n_heads=cfg["n_heads"],
-                    d_model=cfg["d_model"], dyck_k=cfg["dyck_k"], length=min(L, base["length"]),
-                    warm_length=L, device=cfg["device"])
-        src, traj = hw.train_source(hcfg, seed, cache)
+        # the source's context is max(warm_length, length): L, the natural rows' length
+        src, traj = hw.shared_source(
+            seed, cache, smoke=cfg["source_preset"] == "smoke", n_layers=cfg["n_layers"],
+            n_heads=cfg["n_heads"], d_model=cfg["d_model"], dyck_k=cfg["dyck_k"],
+            warm_length=L, length=min(L, hw.DEFAULTS["length"]), device=cfg["device"])
         end = traj[-1]
         return src, dict(warmup_tokens=int(end["tokens"]), source_steps=int(end["step"]),
                          source_closer_accuracy=float(end["closer_accuracy"]),
                          source_gap=float(end["loss"] - end["floor"]))
     task = warm_task(task_name, cfg)
-    src = TinyGPT(task.vocab_size, **arch, seed=10_000 + seed).to(cfg["device"])
+    src = TinyGPT(task.vocab_size, context=L, n_layers=cfg["n_layers"], n_heads=cfg["n_heads"],
+                  d_model=cfg["d_model"], seed=10_000 + seed).to(cfg["device"])
     rng = np.random.default_rng([seed, 3])
     common.train(src, lambda s, task=task, rng=rng: task.sample(rng, B, L),
                  cfg["warm_steps"], lr=cfg["lr"],

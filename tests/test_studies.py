@@ -182,6 +182,16 @@ def test_haystack_source_stops_at_its_gate_and_is_cached(tmp_path):
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
     assert haystack_warmup.source_key(cfg, 3) != haystack_warmup.source_key(cfg, 4)
+    # the weight-decay convention is part of the key; "all" hashes as before the option
+    # existed, so the sources kept in the repository are still found
+    decay_all = dict(cfg, warm_decay="all")
+    assert haystack_warmup.source_key(cfg, 3) != haystack_warmup.source_key(decay_all, 3)
+    legacy = {k: v for k, v in cfg.items() if k != "warm_decay"}
+    assert haystack_warmup.source_key(legacy, 3) == haystack_warmup.source_key(decay_all, 3)
+    kept = Path(haystack_warmup.__file__).parent / "results" / "sources"
+    for seed in (0, 1, 2):
+        key = haystack_warmup.source_key(dict(haystack_warmup.DEFAULTS, warm_decay="all"), seed)
+        assert (kept / f"haystack_dyck_source_{key}.pt").is_file()
     # a source file given explicitly is used for any seed, whatever the settings
     m3, t3 = haystack_warmup.train_source(dict(cfg, source_file=str(files[0]), gate=0.5), 7)
     assert t3 == t1 and torch.equal(m3.wte.weight, m1.wte.weight)

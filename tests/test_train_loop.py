@@ -88,3 +88,35 @@ def test_log_counts_tokens_and_keeps_every_loss():
     # a run shorter than its warm-up only warms up (smoke-sized runs do this)
     short = train_steps(model(), batches(), 3, lr=1e-2, warmup=10, schedule="cosine")
     np.testing.assert_allclose(short["lr"], [1e-3, 2e-3, 3e-3])
+
+
+def _decay_only(net, decay: str, steps: int = 3, lr: float = 0.1, wd: float = 0.5):
+    """``steps`` AdamW steps on a zero gradient: Adam's update is 0, so every parameter moves by
+    decoupled decay alone, p <- (1 - lr * wd) p per step where it is decayed."""
+    opt = make_optimizer(net, lr, wd, decay=decay)
+    for _ in range(steps):
+        opt.zero_grad()
+        (0.0 * sum(p.sum() for p in net.parameters())).backward()
+        opt.step()
+    return opt
+
+
+@pytest.mark.parametrize("decay", ["matrices", "all"])
+def test_weight_decay_spares_norm_gains_and_biases_by_default(decay):
+    net = model()
+    before = {k: v.detach().clone() for k, v in net.named_parameters()}
+    opt = _decay_only(net, decay)
+    shrink = (1 - 0.1 * 0.5) ** 3
+    vectors = [k for k, v in before.items() if v.ndim < 2]
+    assert any("ln" in k for k in vectors) and any(k.endswith("bias") for k in vectors)
+    for k, v in net.named_parameters():
+        decayed = decay == "all" or v.ndim >= 2
+        expected = before[k] * (shrink if decayed else 1.0)
+        torch.testing.assert_close(v.detach(), expected, rtol=1e-6, atol=0.0, msg=k)
+    # the LayerNorm gains start at 1: kept at exactly 1 unless every parameter is decayed
+    gain = dict(net.named_parameters())["ln_f.weight"].detach()
+    assert torch.all(gain == 1.0) if decay == "matrices" else torch.all(gain < 1.0)
+    assert [g["weight_decay"] for g in opt.param_groups] == ([0.5, 0.0] if decay == "matrices"
+                                                            else [0.5])
+    with pytest.raises(MixoptError, match="decay must be one of"):
+        make_optimizer(net, 1e-3, 0.1, decay="norms")

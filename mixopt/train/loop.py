@@ -44,14 +44,39 @@ def lr_factor(step: int, total: int, warmup: int = 0, schedule: str = "cosine") 
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
 
 
+DECAY = ("matrices", "all")
+
+
 def make_optimizer(model: torch.nn.Module, lr: float = 1e-3, weight_decay: float = 0.0,
-                   betas: tuple[float, float] = (0.9, 0.95)) -> torch.optim.Optimizer:
-    """A fresh AdamW over ``model``'s parameters (new moments: nothing carried over)."""
+                   betas: tuple[float, float] = (0.9, 0.95), *,
+                   decay: str = "matrices") -> torch.optim.Optimizer:
+    """A fresh AdamW over ``model``'s parameters (new moments: nothing carried over).
+
+    ``decay="matrices"`` (the default) applies ``weight_decay`` to parameters with two or more
+    dimensions (linear weights, embeddings) and none to vectors (LayerNorm gains and biases,
+    linear biases), the convention of GPT-2-style training (nanoGPT, the Hugging Face
+    ``Trainer``): decay pulls a LayerNorm gain towards 0, which the next layer must undo, and a
+    procedural source trained that way has gains near 0.4 that a partial
+    :func:`~mixopt.train.transfer` resets to 1 (issue 20). ``decay="all"`` decays every
+    parameter (mixopt before session 7). Groups are ordered decayed, then not decayed; an empty
+    group is left out.
+    """
     if not (np.isfinite(lr) and lr > 0):
         raise MixoptError(f"lr must be a positive number, got {lr!r}")
     if not (np.isfinite(weight_decay) and weight_decay >= 0):
         raise MixoptError(f"weight_decay must be a non-negative number, got {weight_decay!r}")
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=betas)
+    if decay not in DECAY:
+        raise MixoptError(f"decay must be one of {DECAY}, got {decay!r}")
+    params = list(model.parameters())
+    if decay == "all":
+        groups = [{"params": params, "weight_decay": weight_decay}]
+    else:
+        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    if not groups:
+        raise MixoptError("the model has no parameters")
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, betas=betas)
 
 
 def train_steps(model: torch.nn.Module, batches: Iterable[Any], steps: int, *,

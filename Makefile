@@ -39,10 +39,10 @@ docs: $(BIN)/python
 	@echo "documentation: $(DOCS_OUT)/index.html"
 
 lint:
-	$(BIN)/ruff check mixopt tests benchmarks
+	$(BIN)/ruff check mixopt tests benchmarks notebooks
 
 test: install-test
-	$(BIN)/ruff check mixopt tests benchmarks
+	$(BIN)/ruff check mixopt tests benchmarks notebooks
 	$(SPHINX) docs $(DOCS_OUT)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --durations=15 tests
 

@@ -32,8 +32,16 @@ import torch
 import mixopt.online
 import mixopt.procedural
 import mixopt.skills
-from mixopt.train import (Evaluator, MixtureController, MixtureDataset, TinyGPT, make_optimizer,
-                          masked_lm_loss, run_ablations, train_steps)
+from mixopt.train import (
+    Evaluator,
+    MixtureController,
+    MixtureDataset,
+    TinyGPT,
+    make_optimizer,
+    masked_lm_loss,
+    run_ablations,
+    train_steps,
+)
 
 SMOKE = os.environ.get("MIXOPT_SMOKE") == "1"
 torch.set_num_threads(1)  # tiny models train fastest on one thread
@@ -68,8 +76,8 @@ ablations = run_ablations(plan, dict(zip(skills, sources)), model=MODEL, batch_s
 print(ablations.summary())
 estimate = mixopt.skills.estimate(ablations.mixtures, ablations.evals, method="linear")
 estimate.graph.to_frame().round(3)"""),
-    ("md", """Training on the root variable alone teaches the model to copy the root's literal, which
-*raises* the loss on the other skills: their entries in that row come out negative. Skill-It's
+    ("md", """Training on the root variable alone teaches the model to copy the root's literal,
+which *raises* the loss on the other skills: their entries in that row come out negative. Skill-It's
 graphs are non-negative (an edge says training on i helps j), and a strongly negative row would
 pin that skill's weight near zero for the whole run, so keep only the positive entries
 (`SkillGraph.threshold(0)`)."""),

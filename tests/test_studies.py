@@ -325,3 +325,36 @@ def test_measured_best_split_brute_force():
     assert sorted(best[f"D_spec_{d}"] for d in ladder.DOMAINS) == [0, 10, 10]
     assert best["mean_loss"] == pytest.approx(7 / 3)
     assert ladder.measured_best(pd.DataFrame(rows), budget=10) is None
+
+
+def test_head_stats_of_uniform_attention_match_one_over_the_context():
+    """With zero query/key weights every head attends uniformly: the weight on the matching
+    opener from position t is exactly 1 / (t + 1), and the row entropy is log(t + 1)."""
+    import torch
+
+    import mixopt.procedural as P
+    from mixopt.train import TinyGPT
+
+    dyck = P.get("dyck", k=4)
+    batch = dyck.sample(np.random.default_rng(0), 8, 32)
+    model = TinyGPT(dyck.vocab_size, context=32, n_layers=2, n_heads=2, d_model=8, seed=0)
+    with torch.no_grad():
+        for blk in model.blocks:
+            blk.attn.qkv.weight[:16].zero_()  # queries and keys
+            blk.attn.qkv.bias[:16].zero_()
+    stats = haystack_warmup.head_stats(model, batch, 4)
+    assert list(stats[["layer", "head"]].itertuples(index=False, name=None)) == [
+        (0, 0), (0, 1), (1, 0), (1, 1)]
+    # by hand: the predicting positions of every matched closer
+    inv, n = 0.0, 0
+    for row in batch.tokens:
+        stack = []
+        for t, x in enumerate(row):
+            if x < 4:
+                stack.append(t)
+            elif x < 8 and stack:
+                stack.pop()
+                inv, n = inv + 1.0 / t, n + 1  # predicted at t - 1: 1 / ((t - 1) + 1)
+    np.testing.assert_allclose(stats["match"], inv / n, rtol=1e-5)
+    np.testing.assert_allclose(stats["entropy"], np.log(np.arange(1, 33)).mean(), rtol=1e-5)
+    np.testing.assert_allclose(stats["max_weight"], (1.0 / np.arange(1, 33)).mean(), rtol=1e-5)

@@ -8,7 +8,10 @@ stops once the accuracy reaches ``gate`` or the loss is within ``floor_gap`` nat
 entropy floor (:meth:`~mixopt.procedural.Dyck.entropy_floor`), or at ``warm_max_steps``; both
 criteria are reported (``haystack_warmup_source.csv``). A source that never learnt matching
 transfers nothing useful (issue 20: closer accuracy 0.54 gave no gain, 0.97 gave +60 points).
-Trained sources are cached (``--cache``) by their settings and seed.
+Trained sources are cached (``--cache``) by their settings and seed. Weight decay applies to
+the source's matrices only (``--warm-decay matrices``, the default since session 7): decayed
+LayerNorm gains shrank to 0.35-0.57, and the sources kept from sessions 5-6 were trained that way
+(``--warm-decay all`` finds them in ``results/sources``).
 
 Stage two trains a fresh model on ``haystack`` key/value retrieval (queries marked by their own
 tokens, as in the paper's code; values ``1 .. n_values``) from scratch and after
@@ -94,6 +97,55 @@ def gate_metrics(model: Any, dyck: Any, batch: Any) -> dict[str, float]:
     model.train(was)
     return dict(loss=common.eval_loss(model, [batch]), floor=dyck.entropy_floor(batch),
                 closer_accuracy=dyck.closer_accuracy(logits, batch))
+
+
+def head_stats(model: Any, batch: Any, k: int) -> pd.DataFrame:
+    """Per-head attention of a :class:`~mixopt.train.TinyGPT` on a k-Dyck ``batch``: rows
+    ``layer, head, match, max_weight, entropy``. ``match`` is the mean attention weight on the
+    matching opener, seen from the position that predicts its closer (a retrieval head puts
+    about 1 there; uniform attention over ``t + 1`` positions puts ``1 / (t + 1)``);
+    ``max_weight`` the mean of each row's largest weight and ``entropy`` the mean row entropy
+    (nats). Session 7 found every head of every source nearly uniform (``match`` 0.06-0.13)."""
+    import torch
+    import torch.nn.functional as F
+
+    tokens = np.asarray(batch.tokens)
+    B, T = tokens.shape
+    rows_, cols_, opener = [], [], []
+    for b in range(B):  # the opener each closer matches, indexed by the predicting position
+        stack: list[int] = []
+        for t in range(T):
+            x = tokens[b, t]
+            if x < k:
+                stack.append(t)
+            elif x < 2 * k and stack:
+                o = stack.pop()
+                if t >= 1:
+                    rows_.append(b), cols_.append(t - 1), opener.append(o)
+    bi, ti, oi = np.array(rows_), np.array(cols_), np.array(opener)
+    out = []
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        tok = torch.as_tensor(tokens).to(common._device(model))
+        x = model.wte(tok) + model.wpe(torch.arange(T, device=tok.device))[None]
+        causal = torch.ones(T, T, dtype=torch.bool, device=tok.device).triu(1)
+        for layer, blk in enumerate(model.blocks):
+            h = blk.ln_1(x)
+            d, nh = h.shape[-1], blk.attn.h
+            q, kk, _ = blk.attn.qkv(h).split(d, dim=2)
+            q, kk = (z.view(B, T, nh, d // nh).transpose(1, 2) for z in (q, kk))
+            scores = (q @ kk.transpose(-1, -2)) / (d // nh) ** 0.5
+            a = F.softmax(scores.masked_fill(causal, float("-inf")), -1).cpu().numpy()
+            ent = -(a * np.log(np.where(a > 0, a, 1.0))).sum(-1)
+            for head in range(nh):
+                out.append(dict(layer=layer, head=head,
+                                match=float(a[bi, head, ti, oi].mean()) if len(bi) else np.nan,
+                                max_weight=float(a[:, head].max(-1).mean()),
+                                entropy=float(ent[:, head].mean())))
+            x = blk(x)
+    model.train(was)
+    return pd.DataFrame(out)
 
 
 def train_source(cfg: dict[str, Any], seed: int, cache: str | None = None
@@ -274,6 +326,27 @@ def final(df: pd.DataFrame) -> pd.DataFrame:
     return common.spread(last, "arm", "accuracy")
 
 
+def source_heads(cfg: dict[str, Any], seeds: Sequence[int], cache: str | None, out: str,
+                 name: str) -> pd.DataFrame:
+    """:func:`head_stats` of each seed's source (trained or found in ``cache``)."""
+    import mixopt.procedural as P
+
+    dyck = P.get("dyck", k=cfg["dyck_k"])
+    wl = max(cfg["warm_length"], cfg["length"])
+    frames = []
+    for seed in seeds:
+        model, traj = train_source(cfg, seed, cache)
+        batch = dyck.sample(np.random.default_rng([seed, 97]), 256, wl)
+        frames.append(head_stats(model, batch, cfg["dyck_k"]).assign(
+            source_seed=seed, warm_decay=cfg["warm_decay"],
+            closer_accuracy=traj[-1]["closer_accuracy"]))
+    df = pd.concat(frames, ignore_index=True)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    df.to_csv(Path(out) / f"{name}_heads.csv", index=False, float_format="%.4g")
+    print(df.to_string(index=False))
+    return df
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = common.parser(__doc__.splitlines()[0])
     for k in ("steps", "batch", "d_model", "n_layers", "n_heads", "n_pairs", "n_values",
@@ -294,6 +367,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--cache", default=None,
                    help="folder for trained Dyck sources (reused when the settings match)")
     p.add_argument("--name", default="haystack_warmup", help="output file stem")
+    p.add_argument("--head-stats", action="store_true",
+                   help="write each seed's source attention statistics (head_stats on 256 "
+                        "held-out Dyck rows) to NAME_heads.csv instead of running the arms")
     p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
                    help="join the CSVs of earlier runs (split by arm or seed) instead of training")
     args = p.parse_args(argv)
@@ -304,6 +380,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     cfg = dict(SMOKE if args.smoke else DEFAULTS)
     cfg.update({k: v for k, v in vars(args).items() if k in cfg and v is not None})
     timer = common.Timer()
+    if args.head_stats:
+        return source_heads(cfg, common.seed_list(args), args.cache, args.out, args.name)
     if args.merge:
         df, traj = merge(args.merge, args.name)
     else:

@@ -44,7 +44,8 @@ DEFAULTS: dict[str, Any] = dict(
     corpus="python", source="gated", warmups=("dyck",),
     transfers=("attention", "attention+mlp+norms"), n_layers=2, n_heads=4, d_model=16,
     length=64, steps=2000, warm_steps=400, batch=32, lr=1e-3, warmup_frac=0.05, eval_every=100,
-    eval_batches=4, dyck_k=16, max_bytes=3_000_000, device="cpu", source_preset="full")
+    eval_batches=4, dyck_k=16, max_bytes=3_000_000, device="cpu", source_preset="full",
+    warm_decay="matrices")
 SMOKE: dict[str, Any] = dict(DEFAULTS, steps=12, warm_steps=6, batch=4, eval_every=4,
                              eval_batches=1, max_bytes=200_000, source_preset="smoke")
 
@@ -72,7 +73,8 @@ def source(task_name: str, cfg: dict[str, Any], seed: int, cache: str | None = N
         src, traj = hw.shared_source(
             seed, cache, smoke=cfg["source_preset"] == "smoke", n_layers=cfg["n_layers"],
             n_heads=cfg["n_heads"], d_model=cfg["d_model"], dyck_k=cfg["dyck_k"],
-            warm_length=L, length=min(L, hw.DEFAULTS["length"]), device=cfg["device"])
+            warm_length=L, length=min(L, hw.DEFAULTS["length"]), device=cfg["device"],
+            warm_decay=cfg["warm_decay"])
         end = traj[-1]
         return src, dict(warmup_tokens=int(end["tokens"]), source_steps=int(end["step"]),
                          source_closer_accuracy=float(end["closer_accuracy"]),
@@ -199,6 +201,9 @@ def main(argv: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     p.add_argument("--cache", default=None,
                    help="folder of trained Dyck sources (shared with haystack_warmup.py)")
     p.add_argument("--corpus", default=None, choices=("python", "prose", "arithmetic"))
+    p.add_argument("--warm-decay", choices=("matrices", "all"), default=None,
+                   help="the gated source's weight decay (haystack_warmup.py --warm-decay; "
+                        "all = the session-6 sources)")
     args = p.parse_args(argv)
     cfg = dict(SMOKE if args.smoke else DEFAULTS)
     cfg.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()

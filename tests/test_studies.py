@@ -182,16 +182,16 @@ def test_haystack_source_stops_at_its_gate_and_is_cached(tmp_path):
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
     assert haystack_warmup.source_key(cfg, 3) != haystack_warmup.source_key(cfg, 4)
-    # the weight-decay convention is part of the key; "all" hashes as before the option
-    # existed, so the sources kept in the repository are still found
+    # the weight-decay convention is part of the key, and the six sources kept in the
+    # repository (seeds 0-2, both conventions) are found under the default settings
     decay_all = dict(cfg, warm_decay="all")
     assert haystack_warmup.source_key(cfg, 3) != haystack_warmup.source_key(decay_all, 3)
-    legacy = {k: v for k, v in cfg.items() if k != "warm_decay"}
-    assert haystack_warmup.source_key(legacy, 3) == haystack_warmup.source_key(decay_all, 3)
     kept = Path(haystack_warmup.__file__).parent / "results" / "sources"
-    for seed in (0, 1, 2):
-        key = haystack_warmup.source_key(dict(haystack_warmup.DEFAULTS, warm_decay="all"), seed)
-        assert (kept / f"haystack_dyck_source_{key}.pt").is_file()
+    for decay in ("matrices", "all"):
+        for seed in (0, 1, 2):
+            key = haystack_warmup.source_key(dict(haystack_warmup.DEFAULTS, warm_decay=decay),
+                                             seed)
+            assert (kept / f"haystack_dyck_source_{key}.pt").is_file(), (decay, seed)
     # a source file given explicitly is used for any seed, whatever the settings
     m3, t3 = haystack_warmup.train_source(dict(cfg, source_file=str(files[0]), gate=0.5), 7)
     assert t3 == t1 and torch.equal(m3.wte.weight, m1.wte.weight)
@@ -325,6 +325,28 @@ def test_measured_best_split_brute_force():
     assert sorted(best[f"D_spec_{d}"] for d in ladder.DOMAINS) == [0, 10, 10]
     assert best["mean_loss"] == pytest.approx(7 / 3)
     assert ladder.measured_best(pd.DataFrame(rows), budget=10) is None
+
+
+def test_matched_openers_pair_each_closer_with_its_opener():
+    # k = 2: openers 0, 1; closers 2, 3. Row 0 "( [ ] ) ( )", row 1 "[ [ ] ( ) ]"
+    tokens = np.array([[0, 1, 3, 2, 0, 2], [1, 1, 3, 0, 2, 3]])
+    row, closer, opener = haystack_warmup.matched_openers(tokens, 2)
+    got = sorted(zip(row.tolist(), closer.tolist(), opener.tolist()))
+    assert got == [(0, 2, 1), (0, 3, 0), (0, 5, 4), (1, 2, 1), (1, 4, 3), (1, 5, 0)]
+    # sampled rows: every pair is the one a stack finds
+    import mixopt.procedural as P
+
+    batch = P.get("dyck", k=4).sample(np.random.default_rng(1), 16, 40)
+    want = []
+    for b, r in enumerate(batch.tokens):
+        stack = []
+        for t, x in enumerate(r):
+            if x < 4:
+                stack.append(t)
+            else:
+                want.append((b, t, stack.pop()))
+    row, closer, opener = haystack_warmup.matched_openers(batch.tokens, 4)
+    assert sorted(zip(row.tolist(), closer.tolist(), opener.tolist())) == sorted(want)
 
 
 def test_head_stats_of_uniform_attention_match_one_over_the_context():

@@ -24,12 +24,11 @@ give the target their first rows (as the paper's code does). Any other tensor th
 the source or has a different shape raises :class:`~mixopt.errors.MixoptError`; nothing is
 skipped silently.
 
-Attention without ``"norm"`` gives the copied attention the target's fresh LayerNorm gains (1):
-if the source's gains were far from 1 its attention logits change scale (by the squared ratio of
-the gains before the query and key projections). Train sources with
-:func:`~mixopt.train.make_optimizer`'s default ``decay="matrices"`` (no weight decay on gains and
-biases, as GPT-2-style training does): decayed gains shrink (0.35-0.57 after 15k-20k steps at
-weight decay 0.1 in the haystack study's Dyck sources, issue 20).
+Attention without ``"norm"`` gives the copied attention the target's fresh LayerNorm gains (1),
+which rescales its logits when the source's gains were far from 1 (sources trained with weight
+decay on every parameter, ``make_optimizer(decay="all")``, end with small gains). In the haystack
+study (``benchmarks/README.md``, session 7) sources with undecayed gains transferred through
+attention alone on the same runs as decayed ones, so the gains were not what decided it there.
 
 Stage two must use a **fresh optimizer** (new AdamW moments and schedule) on the target: optimizer
 state is never carried over (the paper restarts optimisation; the source's moments belong to other

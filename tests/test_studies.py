@@ -44,6 +44,33 @@ def test_train_calls_back_at_zero_and_every_k_steps():
     assert torch.is_grad_enabled()
 
 
+def test_train_freezes_the_given_tensors_for_freeze_steps_then_trains_them():
+    import torch
+
+    import mixopt.procedural as P
+    from mixopt.train import TinyGPT
+
+    task = P.get("sort")
+    model = TinyGPT(task.vocab_size, context=16, n_layers=1, n_heads=1, d_model=8, seed=0)
+    frozen = [p for n, p in model.named_parameters() if ".attn." in n]
+    free = [p for n, p in model.named_parameters() if ".attn." not in n and p.ndim >= 2]
+    start = [p.detach().clone() for p in frozen + free]
+    snaps: dict[int, list[torch.Tensor]] = {}
+
+    def snap(step: int) -> None:
+        snaps[step] = [p.detach().clone() for p in frozen + free]
+
+    rng = np.random.default_rng(0)
+    common.train(model, lambda s: task.sample(rng, 4, 16), 6, every=1, callback=snap,
+                 weight_decay=0.1, frozen=frozen, freeze_steps=3)
+    k = len(frozen)
+    for step in (1, 2, 3):  # no update and no weight decay while frozen
+        assert all(torch.equal(a, b) for a, b in zip(snaps[step][:k], start[:k]))
+        assert all(not torch.equal(a, b) for a, b in zip(snaps[step][k:], start[k:]))
+    assert all(not torch.equal(a, b) for a, b in zip(snaps[4][:k], start[:k]))  # thawed
+    assert all(p.requires_grad for p in model.parameters())
+
+
 def test_byte_corpus_windows_and_holdout():
     data = np.arange(1000, dtype=np.uint8) % 251
     c = common.ByteCorpus(data.astype(np.uint8), holdout=0.1)
@@ -159,6 +186,28 @@ def test_haystack_warmup_smoke(tmp_path):
         part.sort_values(key).reset_index(drop=True)[["arm", "step", "accuracy"]])
     with pytest.raises(ValueError, match="share"):
         haystack_warmup.merge([str(tmp_path / "a"), str(tmp_path / "a")])
+
+
+def test_haystack_freeze_steps_freeze_exactly_the_transferred_tensors(tmp_path, monkeypatch):
+    real, seen = common.train, []
+
+    def spy(model, *a, frozen=(), freeze_steps=0, **kw):
+        ids = {id(p) for p in frozen}
+        seen.append((sorted(n for n, p in model.named_parameters() if id(p) in ids),
+                     freeze_steps))
+        return real(model, *a, frozen=frozen, freeze_steps=freeze_steps, **kw)
+
+    monkeypatch.setattr(haystack_warmup.common, "train", spy)
+    haystack_warmup.main(ARGS + ["--arms", "scratch,attention,attention+norms",
+                                 "--freeze-steps", "4", "--out", str(tmp_path)])
+    (scratch, _), (attn, k), (attn_norms, _) = seen
+    assert scratch == [] and k == 4
+    assert attn and all(".attn." in n for n in attn)
+    assert set(attn) < set(attn_norms) and all(".ln_" in n or "ln_f" in n
+                                               for n in set(attn_norms) - set(attn))
+    csv = pd.read_csv(tmp_path / "haystack_warmup.csv")
+    assert csv.groupby("arm")["freeze_steps"].first().to_dict() == {
+        "attention": 4, "attention+norms": 4, "scratch": 0}
 
 
 def test_haystack_source_stops_at_its_gate_and_is_cached(tmp_path):

@@ -70,29 +70,42 @@ class Timer:
 # ------------------------------------------------------------------------------- training
 class _Every:
     """A controller for :func:`mixopt.train.train_steps` that calls ``callback(step)`` at step 0
-    and after every ``every`` steps."""
+    and after every ``every`` steps (none when ``every`` is 0), and gives the ``frozen``
+    parameters back their gradients once ``thaw_at`` steps are done."""
 
-    def __init__(self, every: int, callback: Callable[[int], None]) -> None:
+    def __init__(self, every: int, callback: Callable[[int], None] | None,
+                 frozen: Sequence[Any] = (), thaw_at: int = 0) -> None:
         self.every, self.callback = every, callback
+        self.frozen, self.thaw_at = list(frozen), thaw_at
 
     def step(self, step: int, tokens: int = 0) -> None:
-        if step % self.every == 0:
+        if self.frozen and step >= self.thaw_at:
+            for p in self.frozen:
+                p.requires_grad_(True)
+            self.frozen = []
+        if self.callback is not None and self.every and step % self.every == 0:
             self.callback(step)
 
 
 def train(model: Any, next_batch: Callable[[int], Any], steps: int, *, lr: float = 1e-3,
           weight_decay: float = 0.0, warmup: int = 0, schedule: str = "cosine",
           clip: float | None = 1.0, every: int = 0,
-          callback: Callable[[int], None] | None = None) -> list[float]:
+          callback: Callable[[int], None] | None = None, frozen: Sequence[Any] = (),
+          freeze_steps: int = 0) -> list[float]:
     """Train ``steps`` steps with a fresh AdamW (:func:`mixopt.train.train_steps`: batches on the
     model's device, warm-up then ``schedule``); ``callback(step)`` at step 0 and every ``every``
-    steps. ``next_batch(step)`` returns a batch with ``tokens``/``loss_mask``. Returns the
-    training losses."""
+    steps. ``next_batch(step)`` returns a batch with ``tokens``/``loss_mask``. The ``frozen``
+    parameters get no gradient, hence no AdamW update and no weight decay, for the first
+    ``freeze_steps`` steps (the schedule is not changed). Returns the training losses."""
     import itertools
 
     from mixopt.train import train_steps
 
-    ctl = _Every(every, callback) if callback is not None and every else None
+    frozen = list(frozen) if freeze_steps > 0 else []
+    for p in frozen:
+        p.requires_grad_(False)
+    ctl = (_Every(every, callback, frozen, freeze_steps)
+           if frozen or (callback is not None and every) else None)
     log = train_steps(model, (next_batch(s) for s in itertools.count()), steps, lr=lr,
                       weight_decay=weight_decay, warmup=warmup, schedule=schedule,
                       clip=clip or None, controller=ctl)

@@ -69,6 +69,9 @@ DEFAULTS: dict[str, Any] = dict(
     # 2,000-step run, 99.1% at step 2,000 of a 6,000-step run)
     length=24, n_pairs=10, n_values=20, query="marked", steps=6000, batch=256, lr=1e-3,
     weight_decay=1e-3, warmup_frac=0.05, eval_every=500, eval_rows=1000,
+    # freeze_steps > 0: the transferred tensors get no update for the first freeze_steps
+    # haystack steps, while the fresh embeddings, MLP and norms adapt to them (LP-FT)
+    freeze_steps=0,
     arms=tuple(ARMS), source_seed=None, source_file=None, device="cpu")
 # The paper's haystack: 30 pairs, 127 values, length 63-64, batch 1,000, 10k steps, lr 1e-3.
 SMOKE: dict[str, Any] = dict(DEFAULTS, warm_max_steps=6, gate_every=3, gate_rows=16, steps=8,
@@ -228,9 +231,11 @@ def run_seed(seed: int, cfg: dict[str, Any], cache: str | None = None
     rows: list[dict[str, Any]] = []
     for arm in cfg["arms"]:
         model = TinyGPT(hay.vocab_size, **arch, seed=seed).to(cfg["device"])
+        frozen = []
         if ARMS[arm] is not None:
             components, embeddings = ARMS[arm]
-            transfer(source, model, components, embeddings=embeddings)
+            report = transfer(source, model, components, embeddings=embeddings)
+            frozen = [p for n, p in model.named_parameters() if n in report.copied]
         data_rng = np.random.default_rng([seed, 2])  # same haystack stream for every arm
 
         def evaluate(step: int, model: Any = model, arm: str = arm) -> None:
@@ -242,13 +247,14 @@ def run_seed(seed: int, cfg: dict[str, Any], cache: str | None = None
                              source_tokens=end.get("tokens", 0),
                              source_closer_accuracy=end.get("closer_accuracy", np.nan),
                              source_loss=end.get("loss", np.nan),
-                             source_floor=end.get("floor", np.nan)))
+                             source_floor=end.get("floor", np.nan),
+                             freeze_steps=cfg["freeze_steps"] if frozen else 0))
             common.progress(rows[-1])
 
         common.train(model, lambda s, r=data_rng: hay.sample(r, B, L), cfg["steps"], lr=cfg["lr"],
                      weight_decay=cfg["weight_decay"],
                      warmup=int(cfg["warmup_frac"] * cfg["steps"]), every=cfg["eval_every"],
-                     callback=evaluate)
+                     callback=evaluate, frozen=frozen, freeze_steps=cfg["freeze_steps"])
     return rows, traj
 
 
@@ -348,7 +354,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p = common.parser(__doc__.splitlines()[0])
     for k in ("steps", "batch", "d_model", "n_layers", "n_heads", "n_pairs", "n_values",
               "dyck_k", "eval_every", "eval_rows", "length", "warm_length", "warm_batch",
-              "warm_max_steps", "gate_every", "gate_rows", "source_seed"):
+              "warm_max_steps", "gate_every", "gate_rows", "source_seed", "freeze_steps"):
         p.add_argument(f"--{k.replace('_', '-')}", type=int, default=None)
     for k in ("lr", "warm_lr", "warm_wd", "weight_decay", "gate", "floor_gap"):
         p.add_argument(f"--{k.replace('_', '-')}", type=float, default=None)

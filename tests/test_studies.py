@@ -210,6 +210,28 @@ def test_haystack_freeze_steps_freeze_exactly_the_transferred_tensors(tmp_path, 
         "attention": 4, "attention+norms": 4, "scratch": 0}
 
 
+def test_haystack_norm_probe_arms_copy_attention_and_only_the_named_norms():
+    from mixopt.train import TinyGPT, transfer
+
+    src = TinyGPT(12, context=8, n_layers=2, n_heads=2, d_model=8, seed=1)
+    names = [n for n, _ in src.named_parameters()]
+    attn = {n for n in names if ".attn." in n}
+    want = {"attention+block-norms": {n for n in names if ".ln_1." in n or ".ln_2." in n},
+            "attention+ln_1": {n for n in names if ".ln_1." in n},
+            "attention+ln_2": {n for n in names if ".ln_2." in n},
+            "attention+ln_f": {"ln_f.weight", "ln_f.bias"}}
+    assert set(want) == set(haystack_warmup.NORM_PROBES)
+    for arm, norms in want.items():
+        components, embeddings, preset = haystack_warmup.arm_plan(arm)
+        dst = TinyGPT(12, context=8, n_layers=2, n_heads=2, d_model=8, seed=2)
+        report = transfer(src, dst, components, embeddings=embeddings, preset=preset)
+        assert set(report.copied) == attn | norms, arm
+    assert haystack_warmup.arm_plan("scratch") is None
+    assert haystack_warmup.arm_plan("attention+norms")[:2] == (("attention", "norm"), "reinit")
+    with pytest.raises(ValueError, match="unknown arm"):
+        haystack_warmup.arm_plan("attention+ln_3")
+
+
 def test_haystack_source_stops_at_its_gate_and_is_cached(tmp_path):
     import torch
 

@@ -51,6 +51,27 @@ ARMS: dict[str, tuple[tuple[str, ...], str] | None] = {
     "mlp": (("mlp",), "reinit"),
     "all": (("attention", "mlp", "norm", "position"), "mean"),
 }
+# Diagnostic arms (session 8; not run by default): attention and some of the LayerNorms, chosen
+# by the regex that defines the "norm" component (mixopt.train.PRESETS["mixopt"] otherwise)
+NORM_PROBES: dict[str, str] = {
+    "attention+block-norms": r"^blocks\.\d+\.ln_[12]\.",
+    "attention+ln_1": r"^blocks\.\d+\.ln_1\.",
+    "attention+ln_2": r"^blocks\.\d+\.ln_2\.",
+    "attention+ln_f": r"^ln_f\.",
+}
+
+
+def arm_plan(arm: str) -> tuple[tuple[str, ...], str, Any] | None:
+    """``(components, embeddings, preset)`` for :func:`mixopt.train.transfer`, or None (scratch)."""
+    from mixopt.train import PRESETS
+
+    if arm in NORM_PROBES:
+        return ("attention", "norm"), "reinit", dict(PRESETS["mixopt"], norm=NORM_PROBES[arm])
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; choose from {[*ARMS, *NORM_PROBES]}")
+    plan = ARMS[arm]
+    return None if plan is None else (*plan, "auto")
+
 SOURCE_KEYS = ("n_layers", "n_heads", "d_model", "dyck_k", "warm_length", "warm_batch",
                "warm_lr", "warm_wd", "warm_decay", "gate", "floor_gap", "gate_every",
                "warm_max_steps", "gate_rows")
@@ -224,7 +245,7 @@ def run_seed(seed: int, cfg: dict[str, Any], cache: str | None = None
     L, B = cfg["length"], cfg["batch"]
     src_seed = seed if cfg["source_seed"] is None else cfg["source_seed"]
     source, traj = None, []
-    if any(ARMS[arm] is not None for arm in cfg["arms"]):  # scratch alone needs no source
+    if any(arm_plan(arm) is not None for arm in cfg["arms"]):  # scratch needs no source
         source, traj = train_source(cfg, src_seed, cache)
     end = traj[-1] if traj else {}
     test = hay.sample(np.random.default_rng([seed, 99]), cfg["eval_rows"], L)
@@ -232,13 +253,16 @@ def run_seed(seed: int, cfg: dict[str, Any], cache: str | None = None
     for arm in cfg["arms"]:
         model = TinyGPT(hay.vocab_size, **arch, seed=seed).to(cfg["device"])
         frozen = []
-        if ARMS[arm] is not None:
-            components, embeddings = ARMS[arm]
-            report = transfer(source, model, components, embeddings=embeddings)
+        plan = arm_plan(arm)
+        if plan is not None:
+            components, embeddings, preset = plan
+            report = transfer(source, model, components, embeddings=embeddings, preset=preset)
             frozen = [p for n, p in model.named_parameters() if n in report.copied]
         data_rng = np.random.default_rng([seed, 2])  # same haystack stream for every arm
 
-        def evaluate(step: int, model: Any = model, arm: str = arm) -> None:
+        frz = cfg["freeze_steps"] if frozen else 0
+
+        def evaluate(step: int, model: Any = model, arm: str = arm, frz: int = frz) -> None:
             sc = common.score(model, test)
             rows.append(dict(arm=arm, seed=seed, step=step, tokens=step * B * L,
                              accuracy=sc.token_accuracy, loss=common.eval_loss(model, [test]),
@@ -248,7 +272,7 @@ def run_seed(seed: int, cfg: dict[str, Any], cache: str | None = None
                              source_closer_accuracy=end.get("closer_accuracy", np.nan),
                              source_loss=end.get("loss", np.nan),
                              source_floor=end.get("floor", np.nan),
-                             freeze_steps=cfg["freeze_steps"] if frozen else 0))
+                             freeze_steps=frz))
             common.progress(rows[-1])
 
         common.train(model, lambda s, r=data_rng: hay.sample(r, B, L), cfg["steps"], lr=cfg["lr"],
@@ -265,7 +289,7 @@ def run(cfg: dict[str, Any], seeds: Sequence[int], n_jobs: int = 2,
         src_seeds = list(seeds)
     else:
         src_seeds = [cfg["source_seed"]]
-    if any(ARMS[a] is not None for a in cfg["arms"]) and cache and len(src_seeds) > 1:
+    if any(arm_plan(a) is not None for a in cfg["arms"]) and cache and len(src_seeds) > 1:
         common.run_seeds(_source_only, [(s, cfg, cache) for s in src_seeds], n_jobs)
     out = common.run_seeds(run_seed, [(s, cfg, cache) for s in seeds], n_jobs)
     df = pd.DataFrame([r for rows, _ in out for r in rows])
@@ -363,7 +387,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         "(the session 4-6 sources)")
     p.add_argument("--query", choices=("marked", "repeat"), default=None,
                    help="haystack query tokens (marked = the paper's code)")
-    p.add_argument("--arms", default=None, help=f"comma-separated subset of {','.join(ARMS)}")
+    p.add_argument("--arms", default=None,
+                   help=f"comma-separated subset of {','.join(ARMS)} (default all of them) and "
+                        f"the diagnostic arms {','.join(NORM_PROBES)}")
     p.add_argument("--source-file", default=None,
                    help="a trained source saved in the cache format (state, trajectory), used "
                         "for every seed instead of training one")
@@ -378,8 +404,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = p.parse_args(argv)
     if args.arms:
         args.arms = tuple(a.strip() for a in args.arms.split(","))
-        if not set(args.arms) <= set(ARMS):
-            p.error(f"--arms must be a subset of {','.join(ARMS)}")
+        if not set(args.arms) <= set(ARMS) | set(NORM_PROBES):
+            p.error(f"--arms must be a subset of {','.join([*ARMS, *NORM_PROBES])}")
     cfg = dict(SMOKE if args.smoke else DEFAULTS)
     cfg.update({k: v for k, v in vars(args).items() if k in cfg and v is not None})
     timer = common.Timer()

@@ -20,10 +20,14 @@ initialisation seed and the same haystack stream, with a fresh AdamW and a cosin
 Arms: ``scratch``; ``attention`` (attention only, token embeddings re-initialised);
 ``attention+norms`` (attention and LayerNorms); ``mlp`` (MLP only); ``all`` (attention, MLP,
 LayerNorms and position embeddings with every token-embedding row set to the mean source row,
-the paper's "everything" + "average"). Metric: answer accuracy under teacher forcing on held-out
-rows, at equal haystack steps. The cosine schedule spans ``steps`` (default 6,000): the arms are
-compared at every evaluation, and a schedule that ends too early (2,000 steps) stops the
-transferred arms before their retrieval forms (``benchmarks/README.md``, session 6).
+the paper's "everything" + "average"). Diagnostic arms (``NORM_PROBES``, not run by default)
+transfer the attention and only some LayerNorms; ``--freeze-steps K`` keeps the transferred
+tensors fixed for the first K haystack steps (linear probing then fine-tuning, Kumar et al.
+2022; session 8: neither made attention-only transfer reliable). Metric: answer accuracy under
+teacher forcing on held-out rows, at equal haystack steps. The cosine schedule spans ``steps``
+(default 6,000): the arms are compared at every evaluation, and a schedule that ends too early
+(2,000 steps) stops the transferred arms before their retrieval forms (``benchmarks/README.md``,
+session 6).
 
     python benchmarks/studies/haystack_warmup.py              # CPU size (see --help)
     python benchmarks/studies/haystack_warmup.py --smoke      # seconds

@@ -69,6 +69,9 @@ def test_train_freezes_the_given_tensors_for_freeze_steps_then_trains_them():
         assert all(not torch.equal(a, b) for a, b in zip(snaps[step][k:], start[k:]))
     assert all(not torch.equal(a, b) for a, b in zip(snaps[4][:k], start[:k]))  # thawed
     assert all(p.requires_grad for p in model.parameters())
+    # a run shorter than freeze_steps gives the tensors their gradients back at the end
+    common.train(model, lambda s: task.sample(rng, 4, 16), 2, frozen=frozen, freeze_steps=5)
+    assert all(p.requires_grad for p in model.parameters())
 
 
 def test_byte_corpus_windows_and_holdout():

@@ -106,9 +106,13 @@ def train(model: Any, next_batch: Callable[[int], Any], steps: int, *, lr: float
         p.requires_grad_(False)
     ctl = (_Every(every, callback, frozen, freeze_steps)
            if frozen or (callback is not None and every) else None)
-    log = train_steps(model, (next_batch(s) for s in itertools.count()), steps, lr=lr,
-                      weight_decay=weight_decay, warmup=warmup, schedule=schedule,
-                      clip=clip or None, controller=ctl)
+    try:
+        log = train_steps(model, (next_batch(s) for s in itertools.count()), steps, lr=lr,
+                          weight_decay=weight_decay, warmup=warmup, schedule=schedule,
+                          clip=clip or None, controller=ctl)
+    finally:  # a run shorter than freeze_steps, or one that fails, leaves nothing frozen
+        for p in frozen:
+            p.requires_grad_(True)
     return log["loss"].tolist()
 
 

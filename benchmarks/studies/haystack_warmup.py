@@ -410,6 +410,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         args.arms = tuple(a.strip() for a in args.arms.split(","))
         if not set(args.arms) <= set(ARMS) | set(NORM_PROBES):
             p.error(f"--arms must be a subset of {','.join([*ARMS, *NORM_PROBES])}")
+    if args.freeze_steps is not None and args.freeze_steps < 0:
+        p.error(f"--freeze-steps must be >= 0, got {args.freeze_steps}")
     cfg = dict(SMOKE if args.smoke else DEFAULTS)
     cfg.update({k: v for k, v in vars(args).items() if k in cfg and v is not None})
     timer = common.Timer()
